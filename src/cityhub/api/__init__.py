@@ -1,0 +1,1 @@
+"""HTTP APIs: the FastAPI app factory and one thin router per API."""

@@ -1,0 +1,76 @@
+"""The hub's FastAPI application, built from explicit settings (nothing happens at import time)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.responses import Response
+
+from cityhub import __version__
+from cityhub.api import problems
+from cityhub.api.ldio import json_response
+from cityhub.api.routers import (
+    batch,
+    discovery,
+    entities,
+    jsonld_contexts,
+    subscriptions,
+    temporal,
+)
+from cityhub.config import Settings
+from cityhub.ngsild import jsonld
+from cityhub.store import open_store
+from cityhub.store.contexts import SqlContextStorage
+from cityhub.store.service import EntityService
+
+log = logging.getLogger(__name__)
+NGSI_LD_PREFIX = "/ngsi-ld/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the hub: the NGSI-LD API under /ngsi-ld/v1, /health, OpenAPI at /docs."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.resolved_store_url())
+        services = jsonld.build_context_services(
+            base_url=settings.public_url or "http://127.0.0.1:1026",
+            storage=SqlContextStorage(store.db),
+            context_dir=settings.context_dir,
+            cache_dir=settings.data_dir / "contexts",
+            timeout=settings.context_fetch_timeout_s,
+        )
+        app.state.store = store
+        app.state.service = EntityService(store)
+        app.state.contexts = services.registry
+        app.state.contexts_resolver = services.resolver
+        log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="cityhub",
+        version=__version__,
+        summary="NGSI-LD context broker of the cityhub smart-city platform",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+
+    ngsi = APIRouter(prefix=NGSI_LD_PREFIX)
+    for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
+        ngsi.include_router(module.router)
+    app.include_router(ngsi)
+
+    @app.get("/health", tags=["operations"], summary="Ready when the store answers")
+    def health() -> Response:
+        app.state.store.tenant_exists("")
+        return json_response({"status": "ok", "version": __version__})
+
+    return app

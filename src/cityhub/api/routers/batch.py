@@ -1,0 +1,191 @@
+"""/entityOperations: batch create, upsert, update, merge, delete, and POST query."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant
+from cityhub.api.ldio import (
+    AcceptHeader,
+    LdContext,
+    json_response,
+    ld_response,
+    negotiate,
+    read_json,
+)
+from cityhub.api.query_params import build_query, make_view, parse_options
+from cityhub.api.routers.entities import render_list
+from cityhub.ngsild import geoquery
+from cityhub.ngsild.errors import BadRequestData, NgsiLdError
+from cityhub.ngsild.model import Entity
+from cityhub.ngsild.payload import check_entity_id, parse_entity
+from cityhub.store.service import BatchOutcome
+
+router = APIRouter(prefix="/entityOperations", tags=["batch"])
+MAX_BATCH = 10_000
+
+
+def _error_body(entity_id: str, error: NgsiLdError) -> dict[str, Any]:
+    return {
+        "entityId": entity_id,
+        "error": {"type": error.type_uri, "title": error.title, "status": error.status,
+                  "detail": error.detail},
+    }
+
+
+def _parse_batch(
+    body: Any, ctx: LdContext, *, require_type: bool, allow_null: bool = False
+) -> tuple[list[Entity], list[tuple[str, NgsiLdError]]]:
+    """Parse each entity on its own: one bad entity is reported, the others still go through."""
+    if not isinstance(body, list) or not body:
+        raise BadRequestData("expected a non-empty JSON array of entities")
+    if len(body) > MAX_BATCH:
+        raise BadRequestData(f"a batch holds at most {MAX_BATCH} entities")
+    entities, errors = [], []
+    for item in body:
+        item_context = item.get("@context") if isinstance(item, dict) else None
+        terms = ctx.terms
+        if item_context is not None and ctx.value is None:
+            raise BadRequestData("@context inside batch entities needs application/ld+json")
+        try:
+            payload = {k: v for k, v in item.items() if k != "@context"} if isinstance(
+                item, dict) else item
+            entities.append(parse_entity(payload, terms, require_type=require_type,
+                                         allow_null=allow_null))
+        except NgsiLdError as error:
+            raw_id = item.get("id") if isinstance(item, dict) else None
+            errors.append((str(raw_id) if raw_id is not None else "", error))
+    return entities, errors
+
+
+async def _body_entities(request: Request) -> tuple[Any, LdContext]:
+    body, ctx = await read_json(request)
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "@context" in body[0]:
+        # application/ld+json batches carry the @context in each entity; use the first one's.
+        from cityhub.ngsild import jsonld
+
+        context = jsonld.request_context(
+            request.headers.get("content-type"), request.headers.get("link"), body[0]
+        )
+        ctx = LdContext(context, request.app.state.contexts_resolver.term_map(context))
+    return body, ctx
+
+
+def _outcome_response(
+    outcome: BatchOutcome, parse_errors: list[tuple[str, NgsiLdError]], created_status: bool
+) -> Response:
+    errors = parse_errors + outcome.errors
+    if errors:
+        return json_response(
+            {"success": outcome.success, "errors": [_error_body(i, e) for i, e in errors]},
+            status=207,
+        )
+    if created_status:
+        return json_response(outcome.success, status=201)
+    return Response(status_code=204)
+
+
+@router.post("/create", summary="Batch create")
+async def batch_create(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
+    body, ctx = await _body_entities(request)
+    entities, errors = _parse_batch(body, ctx, require_type=True)
+    outcome = service.batch(tenant, "create", entities)
+    return _outcome_response(outcome, errors, created_status=True)
+
+
+@router.post("/upsert", summary="Batch upsert")
+async def batch_upsert(
+    request: Request,
+    tenant: WriteTenant,
+    service: ServiceDep,
+    options: Annotated[str | None, Query(description="replace (default) or update")] = None,
+) -> Response:
+    body, ctx = await _body_entities(request)
+    opts = parse_options(options)
+    if {"replace", "update"} <= opts:
+        raise BadRequestData("options replace and update exclude each other")
+    entities, errors = _parse_batch(body, ctx, require_type=True)
+    outcome = service.batch(tenant, "upsert", entities, replace="update" not in opts)
+    created_any = bool(outcome.created)
+    return _outcome_response(outcome, errors, created_status=created_any)
+
+
+@router.post("/update", summary="Batch update")
+async def batch_update(
+    request: Request,
+    tenant: WriteTenant,
+    service: ServiceDep,
+    options: Annotated[str | None, Query(description="noOverwrite")] = None,
+) -> Response:
+    body, ctx = await _body_entities(request)
+    entities, errors = _parse_batch(body, ctx, require_type=False)
+    outcome = service.batch(tenant, "update", entities,
+                            overwrite="noOverwrite" not in parse_options(options))
+    return _outcome_response(outcome, errors, created_status=False)
+
+
+@router.post("/merge", summary="Batch merge")
+async def batch_merge(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
+    body, ctx = await _body_entities(request)
+    entities, errors = _parse_batch(body, ctx, require_type=False, allow_null=True)
+    outcome = service.batch(tenant, "merge", entities)
+    return _outcome_response(outcome, errors, created_status=False)
+
+
+@router.post("/delete", summary="Batch delete")
+async def batch_delete(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
+    body, _ctx = await read_json(request)
+    if not isinstance(body, list) or not body or not all(isinstance(i, str) for i in body):
+        raise BadRequestData("expected a non-empty JSON array of entity ids")
+    for entity_id in body:
+        check_entity_id(entity_id)
+    outcome = service.delete_many(tenant, body)
+    return _outcome_response(outcome, [], created_status=False)
+
+
+@router.post("/query", summary="Query entities with a Query object")
+async def post_query(
+    request: Request,
+    tenant: ReadTenant,
+    store: StoreDep,
+    accept: AcceptHeader,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    count: bool = False,
+    options: str | None = None,
+    format_: Annotated[str | None, Query(alias="format")] = None,
+) -> Response:
+    body, ctx = await read_json(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('expected a Query object: {"type": "Query", ...}')
+    media = negotiate(accept)
+    entities_sel = body.get("entities") or []
+    if not isinstance(entities_sel, list):
+        raise BadRequestData("entities must be an array of EntitySelectors")
+    types = [s.get("type") for s in entities_sel if isinstance(s, dict) and s.get("type")]
+    ids = [s["id"] for s in entities_sel if isinstance(s, dict) and s.get("id")]
+    patterns = [s["idPattern"] for s in entities_sel if isinstance(s, dict) and s.get("idPattern")]
+    geo_q = body.get("geoQ")
+    query = build_query(
+        ctx.terms,
+        type_=",".join(types) if types else None,
+        id_=ids or None,
+        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
+        q=body.get("q"),
+        scope_q=body.get("scopeQ"),
+        attrs=body.get("attrs"),
+        geo_query=geoquery.geoquery_from_json(geo_q) if geo_q is not None else None,
+        limit=limit,
+        offset=offset,
+        count=count,
+        max_limit=request.app.state.settings.max_limit,
+    )
+    view = make_view(ctx.terms, attrs=body.get("attrs"), pick=body.get("pick"),
+                     omit=body.get("omit"), options=options, format_=format_,
+                     lang=body.get("lang"))
+    result = store.query(tenant, query)
+    headers = {"NGSILD-Results-Count": str(result.count)} if result.count is not None else {}
+    return ld_response(render_list(result.entities, ctx, view, media), ctx, media, headers=headers)

@@ -1,0 +1,222 @@
+"""/entities: create, query, retrieve, replace, merge, delete; attributes append/update/delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant
+from cityhub.api.ldio import (
+    GEO_JSON,
+    AcceptHeader,
+    LdContext,
+    LinkContext,
+    ld_response,
+    negotiate,
+    read_json,
+    strip_context,
+)
+from cityhub.api.query_params import FilterDep, ViewDep, ViewParams, parse_options
+from cityhub.ngsild import geojson
+from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
+from cityhub.ngsild.model import Entity
+from cityhub.ngsild.operations import UpdateResult
+from cityhub.ngsild.payload import check_entity_id, parse_attribute, parse_attributes, parse_entity
+from cityhub.ngsild.render import render_entity
+
+router = APIRouter(prefix="/entities", tags=["entities"])
+EntityId = Annotated[str, "the entity id (a URI)"]
+
+
+def render_list(
+    entities: list[Entity], ctx: LdContext, view: ViewParams, media: str
+) -> Any:
+    rendered = [render_entity(e, ctx.terms, view.render) for e in entities]
+    if media == GEO_JSON:
+        return geojson.feature_collection(rendered, view.geometry_property, ctx.value)
+    return rendered
+
+
+def render_one(entity: Entity, ctx: LdContext, view: ViewParams, media: str) -> Any:
+    rendered = render_entity(entity, ctx.terms, view.render)
+    if media == GEO_JSON:
+        return geojson.feature(rendered, view.geometry_property, ctx.value)
+    return rendered
+
+
+def update_result_response(result: UpdateResult, ctx: LdContext) -> Response:
+    """204 when every attribute was written, else 207 with the spec's UpdateResult."""
+    if not result.not_updated:
+        return Response(status_code=204)
+    body = {
+        "updated": [ctx.terms.compact_iri(a) for a in dict.fromkeys(result.updated)],
+        "notUpdated": [
+            {"attributeName": ctx.terms.compact_iri(a), "reason": reason}
+            for a, reason in result.not_updated
+        ],
+    }
+    return ld_response(body, ctx, "application/json", status=207)
+
+
+@router.post("", status_code=201, summary="Create an entity")
+async def create_entity(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
+    body, ctx = await read_json(request)
+    entity = parse_entity(strip_context(body), ctx.terms)
+    service.create(tenant, entity)
+    location = f"/ngsi-ld/v1/entities/{quote(entity['id'], safe=':')}"
+    return Response(status_code=201, headers={"Location": location})
+
+
+@router.get("", summary="Query entities")
+def query_entities(
+    tenant: ReadTenant, store: StoreDep, filt: FilterDep, view: ViewDep, accept: AcceptHeader
+) -> Response:
+    media = negotiate(accept)
+    result = store.query(tenant, filt.query)
+    headers = {}
+    if result.count is not None:
+        headers["NGSILD-Results-Count"] = str(result.count)
+    data = render_list(result.entities, filt.context, view, media)
+    return ld_response(data, filt.context, media, headers=headers)
+
+
+@router.get("/{entityId}", summary="Retrieve an entity")
+def retrieve_entity(
+    entityId: EntityId,  # noqa: N803 - the spec's parameter name
+    tenant: ReadTenant,
+    store: StoreDep,
+    ctx: LinkContext,
+    view: ViewDep,
+    accept: AcceptHeader,
+) -> Response:
+    media = negotiate(accept)
+    entity = store.get(tenant, check_entity_id(entityId))
+    if entity is None:
+        raise ResourceNotFound(f"entity {entityId} does not exist", instance=entityId)
+    if view.render.attrs is not None and not any(a in entity["attrs"] for a in view.render.attrs):
+        raise ResourceNotFound(f"entity {entityId} has none of the requested attributes")
+    return ld_response(render_one(entity, ctx, view, media), ctx, media)
+
+
+@router.put("/{entityId}", status_code=204, summary="Replace an entity")
+async def replace_entity(
+    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep  # noqa: N803
+) -> Response:
+    body, ctx = await read_json(request)
+    body = strip_context(body)
+    if isinstance(body, dict):
+        body.setdefault("id", entityId)
+        if body["id"] != entityId:
+            raise BadRequestData("the id in the body differs from the id in the URL")
+    service.replace(tenant, parse_entity(body, ctx.terms, require_type=False))
+    return Response(status_code=204)
+
+
+@router.patch("/{entityId}", status_code=204, summary="Merge-patch an entity")
+async def merge_entity(
+    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep  # noqa: N803
+) -> Response:
+    body, ctx = await read_json(request)
+    body = strip_context(body)
+    if isinstance(body, dict):
+        body.setdefault("id", entityId)
+        if body["id"] != entityId:
+            raise BadRequestData("the id in the body differs from the id in the URL")
+    patch = parse_entity(body, ctx.terms, require_type=False, allow_null=True)
+    service.merge(tenant, check_entity_id(entityId), patch)
+    return Response(status_code=204)
+
+
+@router.delete("/{entityId}", status_code=204, summary="Delete an entity")
+def delete_entity(
+    entityId: EntityId, tenant: ReadTenant, service: ServiceDep  # noqa: N803
+) -> Response:
+    service.delete(tenant, check_entity_id(entityId))
+    return Response(status_code=204)
+
+
+async def _attributes_body(request: Request) -> tuple[dict[str, Any], LdContext]:
+    body, ctx = await read_json(request)
+    body = strip_context(body)
+    if not isinstance(body, dict) or not body:
+        raise BadRequestData("expected a JSON object of attributes")
+    return body, ctx
+
+
+@router.post("/{entityId}/attrs", summary="Append attributes")
+async def append_attrs(
+    entityId: EntityId,  # noqa: N803
+    request: Request,
+    tenant: WriteTenant,
+    service: ServiceDep,
+    options: Annotated[str | None, Query(description="noOverwrite")] = None,
+) -> Response:
+    body, ctx = await _attributes_body(request)
+    overwrite = "noOverwrite" not in parse_options(options)
+    attrs = parse_attributes(body, ctx.terms)
+    result = service.append_attrs(tenant, check_entity_id(entityId), attrs, overwrite=overwrite)
+    return update_result_response(result, ctx)
+
+
+@router.patch("/{entityId}/attrs", summary="Update existing attributes")
+async def update_attrs(
+    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep  # noqa: N803
+) -> Response:
+    body, ctx = await _attributes_body(request)
+    result = service.update_attrs(tenant, check_entity_id(entityId),
+                                  parse_attributes(body, ctx.terms))
+    return update_result_response(result, ctx)
+
+
+@router.patch("/{entityId}/attrs/{attrId}", status_code=204, summary="Partial attribute update")
+async def partial_update_attr(
+    entityId: EntityId,  # noqa: N803
+    attrId: str,  # noqa: N803
+    request: Request,
+    tenant: WriteTenant,
+    service: ServiceDep,
+) -> Response:
+    body, ctx = await read_json(request)
+    iri = ctx.terms.expand_term(attrId)
+    fragment = strip_context(body)
+    if not isinstance(fragment, dict) or not fragment:
+        raise BadRequestData("expected a JSON object with the attribute's new members")
+    if "type" not in fragment and not {"value", "object", "languageMap", "valueList",
+                                       "objectList", "vocab", "json"} & fragment.keys():
+        raise BadRequestData("a partial update needs a value (or object, languageMap, ...)")
+    service.partial_update_attr(tenant, check_entity_id(entityId), iri,
+                                parse_attribute(iri, fragment, ctx.terms))
+    return Response(status_code=204)
+
+
+@router.put("/{entityId}/attrs/{attrId}", status_code=204, summary="Replace an attribute")
+async def replace_attr(
+    entityId: EntityId,  # noqa: N803
+    attrId: str,  # noqa: N803
+    request: Request,
+    tenant: WriteTenant,
+    service: ServiceDep,
+) -> Response:
+    body, ctx = await read_json(request)
+    iri = ctx.terms.expand_term(attrId)
+    service.replace_attr(tenant, check_entity_id(entityId), iri,
+                         parse_attribute(iri, strip_context(body), ctx.terms))
+    return Response(status_code=204)
+
+
+@router.delete("/{entityId}/attrs/{attrId}", status_code=204, summary="Delete an attribute")
+def delete_attr(
+    entityId: EntityId,  # noqa: N803
+    attrId: str,  # noqa: N803
+    tenant: ReadTenant,
+    service: ServiceDep,
+    ctx: LinkContext,
+    dataset_id: Annotated[str | None, Query(alias="datasetId")] = None,
+    delete_all: Annotated[bool, Query(alias="deleteAll")] = False,
+) -> Response:
+    service.delete_attr(tenant, check_entity_id(entityId), ctx.terms.expand_term(attrId),
+                        dataset_id, delete_all)
+    return Response(status_code=204)

@@ -1,0 +1,5 @@
+"""/subscriptions (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])

@@ -1,0 +1,165 @@
+"""Compile q, entity-type and scopeQ expressions to SQL conditions over `attr_index`.
+
+Each `compile_*` returns `(sql, params)`: a boolean expression on the entity row `alias`
+that references only `{alias}.eid` and `{alias}.tenant`, built from terms of the shape
+
+    {alias}.eid IN (SELECT eid FROM attr_index
+                    WHERE tenant = ? AND path = ? AND (kind = 'n' AND num > ?))
+
+so SQLite and PostgreSQL answer each term from the (tenant, path, kind, num|txt) indexes.
+With `tenant=` the subqueries are uncorrelated (computed once; the faster form for both
+engines); without it they correlate on `{alias}.tenant`. Either way a term only sees rows
+of the entity's own eid, so tenants cannot leak into each other.
+
+Placeholders are positional `?` (the PostgreSQL adapter rewrites them to `%s`); the SQL
+text never contains a literal `?` or `%` and every user value is a parameter.
+
+Regular expressions: PostgreSQL runs `txt ~ pattern` (its POSIX ARE engine); SQLite runs
+`txt REGEXP pattern`, which calls `sqlite_regexp(pattern, txt)` (Python `re`, as the
+evaluator). Both search (unanchored) and let `.` match a newline. They differ on newlines
+before `$` (Python also matches before a final newline), on `\\d`/`\\w` outside ASCII,
+POSIX classes `[[:alpha:]]` (PostgreSQL only), `(?P<name>...)` (Python only) and
+back-reference details; patterns built of literals, `. * + ? ^ $ | ( ) [a-z]` mean the same.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cityhub.ngsild.query.ast import QExpr, ScopeExpr, TypeExpr
+from cityhub.ngsild.query.index import TXT_PREFIX, Dialect
+from cityhub.ngsild.query.plan import (
+    AllOf,
+    AnyOf,
+    Has,
+    LeafTest,
+    Not,
+    Plan,
+    plan_q,
+    plan_scope,
+    plan_type,
+)
+from cityhub.ngsild.query.values import compiled_pattern
+
+_SYMBOL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+# Comparing left(txt, N) first lets PostgreSQL use its left(txt, N) index: for code point
+# order, txt > v implies left(txt, N) >= left(v, N), and txt < v implies <=.
+_PREFIX_BOUND = {"lt": "<=", "le": "<=", "gt": ">=", "ge": ">="}
+
+
+def sqlite_regexp(pattern: str, value: object) -> bool:
+    """SQLite's REGEXP function: `value REGEXP pattern` calls regexp(pattern, value).
+
+    Register with conn.create_function("regexp", 2, sqlite_regexp, deterministic=True)."""
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return False
+    try:
+        return compiled_pattern(pattern).search(value) is not None
+    except re.error:
+        return False
+
+
+def compile_q(expr: QExpr, dialect: Dialect, alias: str = "e", *,
+              tenant: str | None = None) -> tuple[str, list[object]]:
+    """SQL for an expanded q expression (see the module docstring)."""
+    return _Compiler(dialect, alias, tenant).plan(plan_q(expr))
+
+
+def compile_type(expr: TypeExpr, dialect: Dialect, alias: str = "e", *,
+                 tenant: str | None = None) -> tuple[str, list[object]]:
+    """SQL for an expanded entity type expression."""
+    return _Compiler(dialect, alias, tenant).plan(plan_type(expr))
+
+
+def compile_scope(expr: ScopeExpr, dialect: Dialect, alias: str = "e", *,
+                  tenant: str | None = None) -> tuple[str, list[object]]:
+    """SQL for a scopeQ expression."""
+    return _Compiler(dialect, alias, tenant).plan(plan_scope(expr))
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect, alias: str, tenant: str | None) -> None:
+        if dialect not in ("sqlite", "postgres"):
+            raise ValueError(f"unknown SQL dialect {dialect!r}")
+        if not alias.isidentifier():
+            raise ValueError(f"not an SQL alias: {alias!r}")
+        self.postgres = dialect == "postgres"
+        self.alias = alias
+        self.tenant = tenant
+
+    def plan(self, plan: Plan) -> tuple[str, list[object]]:
+        params: list[object] = []
+        return self._plan(plan, params), params
+
+    def _plan(self, plan: Plan, params: list[object]) -> str:
+        if isinstance(plan, Has):
+            return self._has(plan, params)
+        if isinstance(plan, Not):
+            return f"NOT ({self._plan(plan.item, params)})"
+        joiner = " AND " if isinstance(plan, AllOf) else " OR "
+        assert isinstance(plan, AllOf | AnyOf)
+        return "(" + joiner.join(self._plan(item, params) for item in plan.items) + ")"
+
+    def _has(self, plan: Has, params: list[object]) -> str:
+        if plan.key is None:
+            return "1 = 0"
+        if self.tenant is None:
+            where = f"tenant = {self.alias}.tenant"
+        else:
+            where = "tenant = ?"
+            params.append(self.tenant)
+        where += " AND path = ?"
+        params.append(plan.key)
+        if plan.tests is not None:
+            where += " AND (" + " OR ".join(self._test(t, params) for t in plan.tests) + ")"
+        # Only constant fragments and the checked alias are spliced; values are parameters.
+        return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"  # noqa: S608
+
+    def _test(self, test: LeafTest, params: list[object]) -> str:
+        kinds = test.kinds
+        parts = [f"kind = '{kinds[0]}'" if len(kinds) == 1
+                 else "kind IN (" + ", ".join(f"'{kind}'" for kind in kinds) + ")"]
+        column, op, args = test.column, test.op, list(test.args)
+        bounded = self.postgres and column == "txt"
+        left = f"left(txt, {TXT_PREFIX})"
+        arg_left = f"left(?, {TXT_PREFIX})"
+        if op == "in":
+            marks = ", ".join("?" for _ in args)
+            if bounded:
+                parts.append(f"{left} = {arg_left}" if len(args) == 1
+                             else f"{left} IN ({', '.join(arg_left for _ in args)})")
+                params.extend(args)
+            parts.append(f"{column} = ?" if len(args) == 1 else f"{column} IN ({marks})")
+            params.extend(args)
+        elif op in _SYMBOL:
+            if bounded:
+                parts.append(f"{left} {_PREFIX_BOUND[op]} {arg_left}")
+                params.append(args[0])
+            parts.append(f"{column} {_SYMBOL[op]} ?")
+            params.append(args[0])
+        elif op == "between":
+            if bounded:
+                parts.append(f"{left} >= {arg_left} AND {left} <= {arg_left}")
+                params.extend(args)
+            parts.append(f"{column} >= ? AND {column} <= ?")
+            params.extend(args)
+        elif op == "regex":
+            parts.append("txt ~ ?" if self.postgres else "txt REGEXP ?")
+            params.append(args[0])
+        elif op == "prefix":
+            parts.append(self._prefix(str(args[0]), params))
+        elif op != "any":
+            raise ValueError(f"unknown leaf test {op!r}")
+        return "(" + " AND ".join(parts) + ")"
+
+    def _prefix(self, scope: str, params: list[object]) -> str:
+        """txt is scope or below it: code point order puts every "scope/..." in
+        [scope + "/", scope + "0"), since "0" follows "/"."""
+        below, above = scope + "/", scope + "0"
+        if not self.postgres:
+            params.extend((scope, below, above))
+            return "(txt = ? OR (txt >= ? AND txt < ?))"
+        left, arg_left = f"left(txt, {TXT_PREFIX})", f"left(?, {TXT_PREFIX})"
+        params.extend((scope, scope, below, above, below, above))
+        return (f"(({left} = {arg_left} AND txt = ?) OR ({left} >= {arg_left} "
+                f"AND {left} <= {arg_left} AND txt >= ? AND txt < ?))")

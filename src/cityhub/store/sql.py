@@ -1,0 +1,421 @@
+"""The SQL store: entities, their query indexes and their history, on SQLite or PostgreSQL.
+
+One implementation serves both back-ends (see database.py); the differences are the DDL and a
+row lock (`FOR UPDATE`) that SQLite does not need because it has a single writer.
+Every write goes through `modify`: load the rows, run the pure mutation, diff old and new, write
+the entity, its index rows and one history row per changed attribute instance, then let the
+change listeners (subscriptions, the bus outbox) add their rows in the same transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from cityhub.ngsild import geojson
+from cityhub.ngsild.model import VALUE_MEMBER, Entity, Instance
+from cityhub.ngsild.query import (
+    compile_q,
+    compile_scope,
+    compile_type,
+    index_rows,
+    parse_q,
+    sqlite_regexp,
+)
+from cityhub.ngsild.query import INDEX_COLUMNS as _INDEX_COLUMNS
+from cityhub.store.database import Connection, Database, open_database
+from cityhub.store.port import (
+    AttributeInfo,
+    Change,
+    EntityQuery,
+    Mutation,
+    QueryResult,
+    TypeInfo,
+)
+from cityhub.store.schema import schema
+
+ChangeListener = Callable[[Connection, list[Change]], None]
+_IGNORED_IN_DIFF = ("createdAt", "modifiedAt", "instanceId")
+_INDEX_INSERT = (
+    f"INSERT INTO attr_index (tenant, eid, {', '.join(_INDEX_COLUMNS)}) "
+    f"VALUES (?, ?, {', '.join('?' for _ in _INDEX_COLUMNS)})"
+)
+
+
+def dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def _comparable(instance: Instance) -> dict[str, Any]:
+    return {k: v for k, v in instance.items() if k not in _IGNORED_IN_DIFF}
+
+
+def _instances_by_key(entity: Entity | None) -> dict[tuple[str, str], Instance]:
+    if entity is None:
+        return {}
+    return {
+        (iri, inst.get("datasetId", "")): inst
+        for iri, instances in entity["attrs"].items()
+        for inst in instances
+    }
+
+
+def numeric_value(instance: Instance) -> float | None:
+    value = instance.get(VALUE_MEMBER.get(instance.get("type", ""), "value"))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+class SqlStore:
+    """The `Store` port on a SQL database (see module docstring)."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self.listeners: list[ChangeListener] = []
+        self._known_tenants: set[str] = set()
+        # type_attrs rows are never deleted, so what this process wrote need not be written again
+        self._seen_type_attrs: set[tuple[str, str, str, str]] = set()
+        with self.db.transaction(write=True) as conn:
+            for statement in schema(self.db.dialect):
+                conn.execute(statement)
+
+    @classmethod
+    def open(cls, url: str) -> SqlStore:
+        return cls(open_database(url, sqlite_functions={"regexp": sqlite_regexp}))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def tenant_exists(self, tenant: str) -> bool:
+        if tenant == "" or tenant in self._known_tenants:
+            return True
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone()
+        if row:
+            self._known_tenants.add(tenant)
+        return row is not None
+
+    def get(self, tenant: str, entity_id: str) -> Entity | None:
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
+            ).fetchone()
+        return None if row is None else orjson.loads(row[0])  # type: ignore[no-any-return]
+
+    def _where(self, tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
+        dialect = self.db.dialect
+        clauses, params = ["e.tenant = ?"], [tenant]
+        if query.ids is not None:
+            clauses.append(f"e.id IN ({', '.join('?' for _ in query.ids)})")
+            params.extend(query.ids)
+        if query.id_pattern is not None:
+            clauses.append("e.id REGEXP ?" if dialect == "sqlite" else "e.id ~ ?")
+            params.append(query.id_pattern)
+        for expr, compiler in (
+            (query.types, compile_type),
+            (query.q, compile_q),
+            (query.scope, compile_scope),
+        ):
+            if expr is not None:
+                sql, more = compiler(expr, dialect, "e")
+                clauses.append(f"({sql})")
+                params.extend(more)
+        if query.attrs_any:
+            any_attr = parse_q("|".join(f"a{i}" for i in range(len(query.attrs_any))))
+            renamed = dict(zip((f"a{i}" for i in range(len(query.attrs_any))), query.attrs_any,
+                               strict=True))
+            from cityhub.ngsild.query import expand
+
+            sql, more = compile_q(expand(any_attr, renamed.__getitem__), dialect, "e")
+            clauses.append(f"({sql})")
+            params.extend(more)
+        if query.geo is not None:
+            box = query.geo.bbox()
+            if box is not None:
+                clauses.append(
+                    "e.eid IN (SELECT eid FROM geo_index WHERE tenant = ? AND path = ? "
+                    "AND min_x <= ? AND max_x >= ? AND min_y <= ? AND max_y >= ?)"
+                )
+                params.extend([tenant, query.geo_property, box[2], box[0], box[3], box[1]])
+        return " AND ".join(clauses), params
+
+    def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        where, params = self._where(tenant, query)
+        with self.db.transaction(write=False) as conn:
+            if query.geo is None:
+                count = None
+                if query.count:
+                    count = conn.execute(
+                        f"SELECT count(*) FROM entities e WHERE {where}",  # noqa: S608 - built from fixed fragments
+                        params,
+                    ).fetchone()[0]
+                rows = conn.execute(
+                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid LIMIT ? OFFSET ?",  # noqa: S608
+                    [*params, query.limit, query.offset],
+                ).fetchall()
+                return QueryResult([orjson.loads(r[0]) for r in rows], count)
+            rows = conn.execute(
+                f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid",  # noqa: S608
+                params,
+            ).fetchall()
+        docs = [orjson.loads(r[0]) for r in rows]
+        matching = [doc for doc, hit in zip(docs, self._geo_matches(docs, query), strict=True)
+                    if hit]
+        return QueryResult(
+            matching[query.offset : query.offset + query.limit],
+            len(matching) if query.count else None,
+        )
+
+    @staticmethod
+    def _geo_matches(entities: list[Entity], query: EntityQuery) -> list[bool]:
+        """Exact geo test of the box-filtered candidates, in one vectorised call."""
+        owners: list[int] = []
+        geometries: list[object] = []
+        for at, entity in enumerate(entities):
+            for inst in entity["attrs"].get(query.geo_property or "", []):
+                if inst["type"] == "GeoProperty":
+                    owners.append(at)
+                    geometries.append(inst["value"])
+        hits = [False] * len(entities)
+        for owner, hit in zip(owners, query.geo.matches_many(geometries), strict=True):
+            hits[owner] = hits[owner] or hit
+        return hits
+
+    def types(self, tenant: str) -> list[TypeInfo]:
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT type, attr, kind FROM type_attrs WHERE tenant = ? ORDER BY type, attr",
+                (tenant,),
+            ).fetchall()
+        by_type: dict[str, dict[str, set[str]]] = {}
+        for type_, attr, kind in rows:
+            attrs = by_type.setdefault(type_, {})
+            if attr:
+                attrs.setdefault(attr, set()).add(kind)
+        infos = []
+        for type_, attrs in by_type.items():
+            count = self._count_type(tenant, type_)
+            if count:
+                infos.append(
+                    TypeInfo(type_, count, {a: frozenset(k) for a, k in attrs.items()})
+                )
+        return infos
+
+    def _count_type(self, tenant: str, type_iri: str) -> int:
+        from cityhub.ngsild.query import parse_type_expr
+        from cityhub.ngsild.query import expand as expand_expr
+
+        expr = expand_expr(parse_type_expr("T"), lambda _term: type_iri)
+        sql, params = compile_type(expr, self.db.dialect, "e")
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute(
+                f"SELECT count(*) FROM entities e WHERE e.tenant = ? AND ({sql})",  # noqa: S608
+                [tenant, *params],
+            ).fetchone()
+        return int(row[0])
+
+    def attributes(self, tenant: str) -> list[AttributeInfo]:
+        infos = []
+        kinds: dict[str, set[str]] = {}
+        types: dict[str, set[str]] = {}
+        for info in self.types(tenant):
+            for attr, attr_kinds in info.attributes.items():
+                kinds.setdefault(attr, set()).update(attr_kinds)
+                types.setdefault(attr, set()).add(info.type)
+        for attr in sorted(kinds):
+            count = self.query(
+                tenant, EntityQuery(attrs_any=(attr,), limit=0, count=True)
+            ).count
+            if count:
+                infos.append(AttributeInfo(attr, count, frozenset(kinds[attr]),
+                                           frozenset(types[attr])))
+        return infos
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def modify(self, tenant: str, ids: list[str], mutation: Mutation, now: str) -> list[Change]:
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        with self.db.transaction(write=True) as conn:
+            self._ensure_tenant(conn, tenant)
+            current: dict[str, Entity | None] = dict.fromkeys(ids)
+            eids: dict[str, int] = {}
+            for chunk in _chunks(sorted(set(ids)), 500):
+                rows = conn.execute(
+                    f"SELECT eid, id, doc FROM entities WHERE tenant = ? "  # noqa: S608
+                    f"AND id IN ({', '.join('?' for _ in chunk)}){lock}",
+                    [tenant, *chunk],
+                ).fetchall()
+                for eid, entity_id, doc in rows:
+                    eids[entity_id] = eid
+                    current[entity_id] = orjson.loads(doc)
+            result = mutation({k: copy.deepcopy(v) for k, v in current.items()})
+            changes = self._write(conn, tenant, current, result, eids, now)
+            for listener in self.listeners:
+                listener(conn, changes)
+        return changes
+
+    def _ensure_tenant(self, conn: Connection, tenant: str) -> None:
+        if tenant and tenant not in self._known_tenants:
+            conn.execute(
+                "INSERT INTO tenants (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (tenant,)
+            )
+            self._known_tenants.add(tenant)
+
+    def _new_eids(self, conn: Connection, count: int) -> Iterator[int]:
+        if self.db.dialect == "postgres":
+            rows = conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('entities', 'eid')) "
+                "FROM generate_series(1, ?)",
+                (count,),
+            ).fetchall()
+            return iter(int(r[0]) for r in rows)
+        # SQLite: one writer at a time holds the write lock, so max+1 cannot be taken twice.
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entities'").fetchone()
+        top = row[0] if row else 0
+        top = max(top, conn.execute("SELECT coalesce(max(eid), 0) FROM entities").fetchone()[0])
+        return iter(range(top + 1, top + count + 1))
+
+    def _write(
+        self,
+        conn: Connection,
+        tenant: str,
+        current: dict[str, Entity | None],
+        result: Any,
+        eids: dict[str, int],
+        now: str,
+    ) -> list[Change]:
+        changes: list[Change] = []
+        inserts, updates, deleted_eids, index, geo_rows, history = [], [], [], [], [], []
+        type_attrs: set[tuple[str, str, str, str]] = set()
+        creates = [i for i, e in result.items() if e is not None and current.get(i) is None]
+        fresh = self._new_eids(conn, len(creates)) if creates else iter(())
+        recorded = epoch(now)
+        for entity_id, entity in result.items():
+            old = current.get(entity_id)
+            if entity is None and old is None:
+                continue
+            if entity is None:
+                deleted_eids.append(eids[entity_id])
+                history.extend(self._deletions(tenant, old, None, recorded, now))
+                changes.append(Change(tenant, entity_id, "delete", tuple(old["attrs"]), None,
+                                      old, now))  # type: ignore[index]
+                continue
+            changed = self._history_rows(tenant, old, entity, recorded, history)
+            if old is not None and not changed and old.get("type") == entity.get("type") and (
+                old.get("scope") == entity.get("scope")
+            ):
+                continue  # nothing but timestamps would change: keep the stored entity
+            if old is None:
+                eid = next(fresh)
+                inserts.append((eid, tenant, entity_id, dumps(entity)))
+            else:
+                eid = eids[entity_id]
+                updates.append((dumps(entity), eid))
+                deleted_eids.append(eid)  # its index rows are rewritten below
+            index.extend((tenant, eid, *row) for row in index_rows(entity))
+            geo_rows.extend(self._geo_rows(tenant, eid, entity))
+            for type_ in entity["type"]:
+                type_attrs.add((tenant, type_, "", ""))
+                for iri, instances in entity["attrs"].items():
+                    for inst in instances:
+                        type_attrs.add((tenant, type_, iri, inst["type"]))
+            changes.append(Change(tenant, entity_id, "create" if old is None else "update",
+                                  tuple(changed), entity, old, now))
+        self._flush(conn, inserts, updates, deleted_eids, result, current, tenant)
+        conn.executemany(_INDEX_INSERT, index)
+        conn.executemany(
+            "INSERT INTO geo_index (tenant, eid, path, min_x, min_y, max_x, max_y) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            geo_rows,
+        )
+        conn.executemany(
+            "INSERT INTO attr_history (tenant, entity_id, attr, dataset_id, observed_at, "
+            "recorded_at, num, deleted, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            history,
+        )
+        unseen = sorted(type_attrs - self._seen_type_attrs)
+        conn.executemany(
+            "INSERT INTO type_attrs (tenant, type, attr, kind) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            unseen,
+        )
+        self._seen_type_attrs.update(unseen)
+        return changes
+
+    def _flush(
+        self,
+        conn: Connection,
+        inserts: list[tuple[Any, ...]],
+        updates: list[tuple[Any, ...]],
+        stale_eids: list[int],
+        result: Any,
+        current: dict[str, Entity | None],
+        tenant: str,
+    ) -> None:
+        for chunk in _chunks(stale_eids, 500):
+            marks = ", ".join("?" for _ in chunk)
+            conn.execute(f"DELETE FROM attr_index WHERE eid IN ({marks})", chunk)  # noqa: S608
+            conn.execute(f"DELETE FROM geo_index WHERE eid IN ({marks})", chunk)  # noqa: S608
+        gone = [i for i, e in result.items() if e is None and current.get(i) is not None]
+        for chunk in _chunks(gone, 500):
+            conn.execute(
+                f"DELETE FROM entities WHERE tenant = ? AND id IN ({', '.join('?' for _ in chunk)})",  # noqa: S608
+                [tenant, *chunk],
+            )
+        conn.executemany("INSERT INTO entities (eid, tenant, id, doc) VALUES (?, ?, ?, ?)", inserts)
+        conn.executemany("UPDATE entities SET doc = ? WHERE eid = ?", updates)
+
+    def _history_rows(
+        self, tenant: str, old: Entity | None, new: Entity, recorded: float, out: list[Any]
+    ) -> list[str]:
+        """Append history rows for instances that differ; return the changed attribute names."""
+        before, after = _instances_by_key(old), _instances_by_key(new)
+        changed: list[str] = []
+        for (iri, dataset_id), inst in after.items():
+            previous = before.get((iri, dataset_id))
+            if previous is not None and _comparable(previous) == _comparable(inst):
+                continue
+            observed = inst.get("observedAt") or inst.get("modifiedAt") or new["modifiedAt"]
+            out.append((tenant, new["id"], iri, dataset_id, epoch(observed), recorded,
+                        numeric_value(inst), 0, dumps(inst)))
+            if iri not in changed:
+                changed.append(iri)
+        for row in self._deletions(tenant, old, after, recorded, new["modifiedAt"]):
+            out.append(row)
+            if row[2] not in changed:
+                changed.append(row[2])
+        return changed
+
+    @staticmethod
+    def _deletions(
+        tenant: str, old: Entity | None, after: dict[tuple[str, str], Instance] | None,
+        recorded: float, now: str,
+    ) -> Iterable[tuple[Any, ...]]:
+        for (iri, dataset_id), inst in _instances_by_key(old).items():
+            if after is None or (iri, dataset_id) not in after:
+                marker = {"type": inst["type"], "deletedAt": now}
+                yield (tenant, old["id"], iri, dataset_id, recorded, recorded, None, 1,  # type: ignore[index]
+                       dumps(marker))
+
+    @staticmethod
+    def _geo_rows(tenant: str, eid: int, entity: Entity) -> Iterable[tuple[Any, ...]]:
+        for iri, instances in entity["attrs"].items():
+            for inst in instances:
+                if inst["type"] == "GeoProperty":
+                    yield (tenant, eid, iri, *geojson.geometry_bbox(inst["value"]))
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
