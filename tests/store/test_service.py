@@ -11,7 +11,7 @@ from cityhub.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFoun
 from cityhub.ngsild.model import Entity
 from cityhub.store.service import EntityService
 from cityhub.store.sql import SqlStore
-from tests.store.helpers import Clock, attrs, entity, iri, vehicle
+from tests.store.helpers import Clock, attrs, entity, history, iri, vehicle
 
 V1 = "urn:ngsi-ld:Vehicle:1"
 SPEED, BRAND, PARKED, LOCATION = iri("speed"), iri("brandName"), iri("isParked"), iri("location")
@@ -250,11 +250,14 @@ def test_batch_create_writes_the_good_entities_and_reports_the_bad(
     service: EntityService, store: SqlStore
 ) -> None:
     service.create("", vehicle(1))
-    outcome = service.batch("", "create", [vehicle(1), vehicle(2), vehicle(3)])
+    before = (stored(store), history(store, "", V1))
+    outcome = service.batch("", "create", [vehicle(1, 99.0), vehicle(2), vehicle(3)])
     assert outcome.success == ["urn:ngsi-ld:Vehicle:2", "urn:ngsi-ld:Vehicle:3"]
     assert outcome.created == outcome.success
     assert [(i, type(e)) for i, e in outcome.errors] == [(V1, AlreadyExists)]
     assert store.get("", "urn:ngsi-ld:Vehicle:3") is not None
+    assert len(history(store, "", "urn:ngsi-ld:Vehicle:3")) == 4
+    assert (stored(store), history(store, "", V1)) == before
 
 
 def test_batch_upsert_creates_and_replaces(

@@ -87,7 +87,7 @@ def test_a_listener_writes_in_the_same_transaction(
     service: EntityService, store: SqlStore
 ) -> None:
     with store.db.transaction(write=True) as conn:
-        conn.execute("CREATE TABLE outbox_test (entity_id TEXT NOT NULL)")
+        conn.execute("CREATE TABLE IF NOT EXISTS outbox_test (entity_id TEXT NOT NULL)")
     seen_inside: list[str] = []
 
     def outbox(conn: Connection, changes: list[Change]) -> None:

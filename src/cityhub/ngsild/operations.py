@@ -3,6 +3,9 @@
 Each takes the stored entity (or None) and a parsed payload and returns the new entity; the store
 runs them inside its transaction and works out what changed. `now` is injected so that every
 instance written by one request carries the same timestamp.
+
+Parsed payloads are fresh objects owned by the operation, so their instances are stamped and
+stored in place rather than copied (copying dominated the ingest profile).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _stamp(instance: Instance, now: str, created: str | None = None) -> Instance
 
 
 def new_entity(parsed: Entity, now: str) -> Entity:
-    entity = copy.deepcopy(parsed)
+    entity = dict(parsed)
     entity["createdAt"] = entity["modifiedAt"] = now
     for instances in entity["attrs"].values():
         for instance in instances:
@@ -57,9 +60,9 @@ def append_attrs(
         for instance in instances:
             at = _find(current, instance.get("datasetId"))
             if at is None:
-                current.append(_stamp(copy.deepcopy(instance), now))
+                current.append(_stamp(instance, now))
             elif overwrite:
-                current[at] = _stamp(copy.deepcopy(instance), now, current[at].get("createdAt"))
+                current[at] = _stamp(instance, now, current[at].get("createdAt"))
             else:
                 result.not_updated.append((iri, "attribute exists and noOverwrite was asked"))
                 continue
@@ -78,7 +81,7 @@ def update_attrs(entity: Entity, attrs: dict[str, list[Instance]], now: str) -> 
             if current is None or at is None:
                 result.not_updated.append((iri, "attribute (or datasetId) does not exist"))
                 continue
-            current[at] = _stamp(copy.deepcopy(instance), now, current[at].get("createdAt"))
+            current[at] = _stamp(instance, now, current[at].get("createdAt"))
             result.updated.append(iri)
     if result.updated:
         entity["modifiedAt"] = now
@@ -137,7 +140,7 @@ def replace_attr(entity: Entity, iri: str, instances: list[Instance], now: str) 
     if not current:
         raise ResourceNotFound(f"entity {entity['id']} has no attribute {iri}")
     created = current[0].get("createdAt")
-    entity["attrs"][iri] = [_stamp(copy.deepcopy(i), now, created) for i in instances]
+    entity["attrs"][iri] = [_stamp(i, now, created) for i in instances]
     entity["modifiedAt"] = now
 
 
@@ -171,7 +174,7 @@ def merge_entity(entity: Entity, patch: Entity, now: str) -> None:
             at = None if current is None else _find(current, instance.get("datasetId"))
             if current is None or at is None:
                 if instance.get("value") != NULL:
-                    entity["attrs"].setdefault(iri, []).append(_stamp(copy.deepcopy(instance), now))
+                    entity["attrs"].setdefault(iri, []).append(_stamp(instance, now))
                 continue
             merged = _merge_instance(current[at], instance, now)
             if merged is None:

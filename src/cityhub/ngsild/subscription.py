@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from cityhub.ngsild import geo
+from cityhub.ngsild import geoquery
 from cityhub.ngsild.errors import BadRequestData, OperationNotSupported
 from cityhub.ngsild.model import VALUE_MEMBER, Entity
 from cityhub.ngsild.payload import check_name, format_datetime, is_uri, parse_datetime
@@ -124,19 +124,24 @@ class Subscription:
     id: str
     body: Mapping[str, Any]
     terms: Mapping[str, str]
-    context: Any
+    request_context: Any  # the @context of the creation request
     entities: tuple[EntitySelector, ...]
     watched: frozenset[str] | None
     triggers: frozenset[str]
     q: QExpr | None
     scope_q: ScopeExpr | None
-    geo_q: geo.GeoQuery | None
+    geo_q: geoquery.GeoQuery | None
     is_active: bool
     expires_at: datetime | None
     throttling: float | None
     time_interval: float | None
     notification: NotificationParams
     lang: str | None
+
+    @property
+    def context(self) -> Any:
+        """The @context notifications are compacted with: jsonldContext, else the creator's."""
+        return self.body.get("jsonldContext", self.request_context)
 
     def is_live(self, now: datetime) -> bool:
         """Active and not expired: only then may it notify."""
@@ -207,11 +212,11 @@ def from_record(record: Mapping[str, Any]) -> Subscription:
 
 def to_record(subscription: Subscription) -> dict[str, Any]:
     return {"body": dict(subscription.body), "terms": dict(subscription.terms),
-            "context": subscription.context}
+            "context": subscription.request_context}
 
 
 def apply_patch(
-    subscription: Subscription, patch: object, terms: Terms, *, context: Any, now: datetime
+    subscription: Subscription, patch: object, terms: Terms, *, now: datetime
 ) -> Subscription:
     """Update (5.8.2): each member of `patch` replaces the stored one, `null` removes it.
 
@@ -233,8 +238,8 @@ def apply_patch(
         else:
             merged[key] = value
     recording = _RecordingTerms(subscription.terms, terms)
-    return _build(merged, recording, subscription.context if context is None else context,
-                  now, check_expiry="expiresAt" in patch)
+    return _build(merged, recording, subscription.request_context, now,
+                  check_expiry="expiresAt" in patch)
 
 
 def _build(
@@ -278,15 +283,13 @@ def _build(
         expires_at = parse_datetime(body["expiresAt"], "expiresAt")
         if check_expiry and now is not None and expires_at <= now:
             raise BadRequestData(f"expiresAt {body['expiresAt']} is not in the future")
-    if "jsonldContext" in body:
-        if not is_uri(body["jsonldContext"]):
-            raise BadRequestData("jsonldContext must be the URL of a JSON-LD @context")
-        context = body["jsonldContext"]
+    if "jsonldContext" in body and not is_uri(body["jsonldContext"]):
+        raise BadRequestData("jsonldContext must be the URL of a JSON-LD @context")
     return Subscription(
         id=sub_id,
         body=body,
         terms=terms.used,
-        context=context,
+        request_context=context,
         entities=entities,
         watched=watched,
         triggers=_triggers(body.get("notificationTrigger")),
@@ -359,17 +362,18 @@ def _triggers(value: object) -> frozenset[str]:
     if value is None:
         return DEFAULT_TRIGGERS
     known = ENTITY_TRIGGERS | ATTRIBUTE_TRIGGERS
-    if not isinstance(value, list) or not value or not all(v in known for v in value):
+    names = value if isinstance(value, list) else []
+    if not names or not all(isinstance(v, str) and v in known for v in names):
         raise BadRequestData(
             f"notificationTrigger must be a non-empty list of {sorted(known)}, got {value!r}"
         )
-    return frozenset(value)
+    return frozenset(names)
 
 
-def _geo_q(value: object, terms: Terms) -> geo.GeoQuery | None:
+def _geo_q(value: object, terms: Terms) -> geoquery.GeoQuery | None:
     if value is None:
         return None
-    query = geo.geoquery_from_json(value)
+    query = geoquery.geoquery_from_json(value)
     return query.with_property(terms.expand_term(query.geoproperty))
 
 
@@ -573,7 +577,9 @@ def _add_previous(rendered: dict[str, Any], entity: Entity, previous: Entity, te
         if old_value == instances[0].get(VALUE_MEMBER[instances[0]["type"]]):
             continue
         shown = rendered[name]
-        if not isinstance(shown, dict) or "type" in shown and shown["type"] == "Feature":
+        if not isinstance(shown, dict) or (instances[0]["type"] == "GeoProperty" and (
+            "value" not in shown
+        )):  # a bare concise value (a GeoProperty's is its geometry) gets a wrapper
             shown = {"value": shown}
         shown["previous" + member[0].upper() + member[1:]] = old_value
         rendered[name] = shown

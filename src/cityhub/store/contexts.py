@@ -1,4 +1,4 @@
-"""User @contexts (the /jsonldContexts API) kept in the hub's SQL store, so every replica sees them."""
+"""User @contexts (the /jsonldContexts API) in the SQL store, so every hub replica sees them."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class SqlContextStorage:
     def _one(self, column: str, value: str) -> ContextRecord | None:
         with self._db.transaction(write=False) as conn:
             row = conn.execute(
-                f"SELECT record FROM json_contexts WHERE {column} = ?", (value,)  # noqa: S608 - column is one of two constants
+                f"SELECT record FROM json_contexts WHERE {column} = ?", (value,)
             ).fetchone()
         return None if row is None else _decode(row[0])
 

@@ -27,6 +27,7 @@ def schema(dialect: Dialect) -> list[str]:
         "CREATE INDEX IF NOT EXISTS geo_index_eid ON geo_index (eid)",
         """CREATE TABLE IF NOT EXISTS type_attrs (
             tenant TEXT NOT NULL, type TEXT NOT NULL, attr TEXT NOT NULL, kind TEXT NOT NULL,
+            n INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (tenant, type, attr, kind))""",
         f"""CREATE TABLE IF NOT EXISTS attr_history (
             hid {serial},

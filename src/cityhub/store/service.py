@@ -104,7 +104,9 @@ class EntityService:
 
         self._one(tenant, entity_id, change)
 
-    def replace_attr(self, tenant: str, entity_id: str, iri: str, instances: list[Instance]) -> None:
+    def replace_attr(
+        self, tenant: str, entity_id: str, iri: str, instances: list[Instance]
+    ) -> None:
         now = self._now()
 
         def change(entity: Entity) -> Entity:

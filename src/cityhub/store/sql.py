@@ -1,7 +1,7 @@
 """The SQL store: entities, their query indexes and their history, on SQLite or PostgreSQL.
 
-One implementation serves both back-ends (see database.py); the differences are the DDL and a
-row lock (`FOR UPDATE`) that SQLite does not need because it has a single writer.
+One implementation serves both back-ends (see database.py); the differences are the DDL and the
+locks (`FOR UPDATE`, a per-id advisory lock) that SQLite does not need: it has a single writer.
 Every write goes through `modify`: load the rows, run the pure mutation, diff old and new, write
 the entity, its index rows and one history row per changed attribute instance, then let the
 change listeners (subscriptions, the bus outbox) add their rows in the same transaction.
@@ -9,7 +9,8 @@ change listeners (subscriptions, the bus outbox) add their rows in the same tran
 
 from __future__ import annotations
 
-import copy
+import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -18,15 +19,18 @@ import orjson
 
 from cityhub.ngsild import geojson
 from cityhub.ngsild.model import VALUE_MEMBER, Entity, Instance
+from cityhub.ngsild.query import INDEX_COLUMNS as _INDEX_COLUMNS
 from cityhub.ngsild.query import (
+    Exists,
+    Or,
+    Path,
+    QExpr,
     compile_q,
     compile_scope,
     compile_type,
     index_rows,
-    parse_q,
     sqlite_regexp,
 )
-from cityhub.ngsild.query import INDEX_COLUMNS as _INDEX_COLUMNS
 from cityhub.store.database import Connection, Database, open_database
 from cityhub.store.port import (
     AttributeInfo,
@@ -55,7 +59,10 @@ def epoch(timestamp: str) -> float:
 
 
 def _comparable(instance: Instance) -> dict[str, Any]:
-    return {k: v for k, v in instance.items() if k not in _IGNORED_IN_DIFF}
+    same = {k: v for k, v in instance.items() if k not in _IGNORED_IN_DIFF}
+    if isinstance(same.get("sub"), dict):  # sub-attributes carry their own timestamps
+        same["sub"] = {iri: _comparable(sub) for iri, sub in same["sub"].items()}
+    return same
 
 
 def _instances_by_key(entity: Entity | None) -> dict[tuple[str, str], Instance]:
@@ -82,8 +89,6 @@ class SqlStore:
         self.db = database
         self.listeners: list[ChangeListener] = []
         self._known_tenants: set[str] = set()
-        # type_attrs rows are never deleted, so what this process wrote need not be written again
-        self._seen_type_attrs: set[tuple[str, str, str, str]] = set()
         with self.db.transaction(write=True) as conn:
             for statement in schema(self.db.dialect):
                 conn.execute(statement)
@@ -111,33 +116,29 @@ class SqlStore:
             row = conn.execute(
                 "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
             ).fetchone()
-        return None if row is None else orjson.loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else orjson.loads(row[0])
 
     def _where(self, tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
         dialect = self.db.dialect
-        clauses, params = ["e.tenant = ?"], [tenant]
+        clauses: list[str] = ["e.tenant = ?"]
+        params: list[Any] = [tenant]
         if query.ids is not None:
             clauses.append(f"e.id IN ({', '.join('?' for _ in query.ids)})")
             params.extend(query.ids)
         if query.id_pattern is not None:
             clauses.append("e.id REGEXP ?" if dialect == "sqlite" else "e.id ~ ?")
             params.append(query.id_pattern)
-        for expr, compiler in (
-            (query.types, compile_type),
-            (query.q, compile_q),
-            (query.scope, compile_scope),
-        ):
-            if expr is not None:
-                sql, more = compiler(expr, dialect, "e")
-                clauses.append(f"({sql})")
-                params.extend(more)
-        if query.attrs_any:
-            any_attr = parse_q("|".join(f"a{i}" for i in range(len(query.attrs_any))))
-            renamed = dict(zip((f"a{i}" for i in range(len(query.attrs_any))), query.attrs_any,
-                               strict=True))
-            from cityhub.ngsild.query import expand
-
-            sql, more = compile_q(expand(any_attr, renamed.__getitem__), dialect, "e")
+        compiled: list[tuple[str, list[object]]] = []
+        if query.types is not None:
+            compiled.append(compile_type(query.types, dialect, "e", tenant=tenant))
+        if query.q is not None:
+            compiled.append(compile_q(query.q, dialect, "e", tenant=tenant))
+        if query.scope is not None:
+            compiled.append(compile_scope(query.scope, dialect, "e", tenant=tenant))
+        any_attribute = _any_attribute(query.attrs_any)
+        if any_attribute is not None:
+            compiled.append(compile_q(any_attribute, dialect, "e", tenant=tenant))
+        for sql, more in compiled:
             clauses.append(f"({sql})")
             params.extend(more)
         if query.geo is not None:
@@ -157,16 +158,16 @@ class SqlStore:
                 count = None
                 if query.count:
                     count = conn.execute(
-                        f"SELECT count(*) FROM entities e WHERE {where}",  # noqa: S608 - built from fixed fragments
+                        f"SELECT count(*) FROM entities e WHERE {where}",
                         params,
                     ).fetchone()[0]
                 rows = conn.execute(
-                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid LIMIT ? OFFSET ?",  # noqa: S608
+                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid LIMIT ? OFFSET ?",
                     [*params, query.limit, query.offset],
                 ).fetchall()
                 return QueryResult([orjson.loads(r[0]) for r in rows], count)
             rows = conn.execute(
-                f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid",  # noqa: S608
+                f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid",
                 params,
             ).fetchall()
         docs = [orjson.loads(r[0]) for r in rows]
@@ -193,37 +194,24 @@ class SqlStore:
         return hits
 
     def types(self, tenant: str) -> list[TypeInfo]:
+        """Entity types with their entity counts and attribute kinds, from the census table."""
         with self.db.transaction(write=False) as conn:
             rows = conn.execute(
-                "SELECT type, attr, kind FROM type_attrs WHERE tenant = ? ORDER BY type, attr",
+                "SELECT type, attr, kind, n FROM type_attrs WHERE tenant = ? AND n > 0 "
+                "ORDER BY type, attr",
                 (tenant,),
             ).fetchall()
-        by_type: dict[str, dict[str, set[str]]] = {}
-        for type_, attr, kind in rows:
-            attrs = by_type.setdefault(type_, {})
+        counts: dict[str, int] = {}
+        attrs: dict[str, dict[str, set[str]]] = {}
+        for type_, attr, kind, n in rows:
             if attr:
-                attrs.setdefault(attr, set()).add(kind)
-        infos = []
-        for type_, attrs in by_type.items():
-            count = self._count_type(tenant, type_)
-            if count:
-                infos.append(
-                    TypeInfo(type_, count, {a: frozenset(k) for a, k in attrs.items()})
-                )
-        return infos
-
-    def _count_type(self, tenant: str, type_iri: str) -> int:
-        from cityhub.ngsild.query import parse_type_expr
-        from cityhub.ngsild.query import expand as expand_expr
-
-        expr = expand_expr(parse_type_expr("T"), lambda _term: type_iri)
-        sql, params = compile_type(expr, self.db.dialect, "e")
-        with self.db.transaction(write=False) as conn:
-            row = conn.execute(
-                f"SELECT count(*) FROM entities e WHERE e.tenant = ? AND ({sql})",  # noqa: S608
-                [tenant, *params],
-            ).fetchone()
-        return int(row[0])
+                attrs.setdefault(type_, {}).setdefault(attr, set()).add(kind)
+            else:
+                counts[type_] = int(n)
+        return [
+            TypeInfo(type_, count, {a: frozenset(k) for a, k in attrs.get(type_, {}).items()})
+            for type_, count in counts.items()
+        ]
 
     def attributes(self, tenant: str) -> list[AttributeInfo]:
         infos = []
@@ -247,22 +235,33 @@ class SqlStore:
     def modify(self, tenant: str, ids: list[str], mutation: Mutation, now: str) -> list[Change]:
         lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
         with self.db.transaction(write=True) as conn:
+            if self.db.dialect == "postgres":
+                # Row locks cannot cover ids not created yet: lock every id (sorted, so no
+                # deadlock) so that a racing create waits and then sees the entity.
+                conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k",
+                             (sorted({_lock_key(tenant, i) for i in ids}),))
             self._ensure_tenant(conn, tenant)
             current: dict[str, Entity | None] = dict.fromkeys(ids)
+            docs: dict[str, str] = {}
             eids: dict[str, int] = {}
             for chunk in _chunks(sorted(set(ids)), 500):
                 rows = conn.execute(
-                    f"SELECT eid, id, doc FROM entities WHERE tenant = ? "  # noqa: S608
+                    f"SELECT eid, id, doc FROM entities WHERE tenant = ? "
                     f"AND id IN ({', '.join('?' for _ in chunk)}){lock}",
                     [tenant, *chunk],
                 ).fetchall()
                 for eid, entity_id, doc in rows:
                     eids[entity_id] = eid
+                    docs[entity_id] = doc
                     current[entity_id] = orjson.loads(doc)
-            result = mutation({k: copy.deepcopy(v) for k, v in current.items()})
+            # The mutation gets its own copies (parsing again is far cheaper than deepcopy).
+            result = mutation({k: orjson.loads(docs[k]) if k in docs else None for k in current})
             changes = self._write(conn, tenant, current, result, eids, now)
             for listener in self.listeners:
                 listener(conn, changes)
+        # Remembered only once committed: a rolled-back write must be written again next time.
+        if tenant:
+            self._known_tenants.add(tenant)
         return changes
 
     def _ensure_tenant(self, conn: Connection, tenant: str) -> None:
@@ -270,7 +269,6 @@ class SqlStore:
             conn.execute(
                 "INSERT INTO tenants (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (tenant,)
             )
-            self._known_tenants.add(tenant)
 
     def _new_eids(self, conn: Connection, count: int) -> Iterator[int]:
         if self.db.dialect == "postgres":
@@ -296,8 +294,14 @@ class SqlStore:
         now: str,
     ) -> list[Change]:
         changes: list[Change] = []
-        inserts, updates, deleted_eids, index, geo_rows, history = [], [], [], [], [], []
-        type_attrs: set[tuple[str, str, str, str]] = set()
+        Row = tuple[Any, ...]
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        deleted_eids: list[int] = []
+        index: list[Row] = []
+        geo_rows: list[Row] = []
+        history: list[Row] = []
+        census: Counter[tuple[str, str, str]] = Counter()
         creates = [i for i, e in result.items() if e is not None and current.get(i) is None]
         fresh = self._new_eids(conn, len(creates)) if creates else iter(())
         recorded = epoch(now)
@@ -308,8 +312,10 @@ class SqlStore:
             if entity is None:
                 deleted_eids.append(eids[entity_id])
                 history.extend(self._deletions(tenant, old, None, recorded, now))
+                assert old is not None
+                census.subtract(_census(old))
                 changes.append(Change(tenant, entity_id, "delete", tuple(old["attrs"]), None,
-                                      old, now))  # type: ignore[index]
+                                      old, now))
                 continue
             changed = self._history_rows(tenant, old, entity, recorded, history)
             if old is not None and not changed and old.get("type") == entity.get("type") and (
@@ -325,11 +331,9 @@ class SqlStore:
                 deleted_eids.append(eid)  # its index rows are rewritten below
             index.extend((tenant, eid, *row) for row in index_rows(entity))
             geo_rows.extend(self._geo_rows(tenant, eid, entity))
-            for type_ in entity["type"]:
-                type_attrs.add((tenant, type_, "", ""))
-                for iri, instances in entity["attrs"].items():
-                    for inst in instances:
-                        type_attrs.add((tenant, type_, iri, inst["type"]))
+            census.update(_census(entity))
+            if old is not None:
+                census.subtract(_census(old))
             changes.append(Change(tenant, entity_id, "create" if old is None else "update",
                                   tuple(changed), entity, old, now))
         self._flush(conn, inserts, updates, deleted_eids, result, current, tenant)
@@ -344,13 +348,11 @@ class SqlStore:
             "recorded_at, num, deleted, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             history,
         )
-        unseen = sorted(type_attrs - self._seen_type_attrs)
         conn.executemany(
-            "INSERT INTO type_attrs (tenant, type, attr, kind) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            unseen,
+            "INSERT INTO type_attrs (tenant, type, attr, kind, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (tenant, type, attr, kind) DO UPDATE SET n = type_attrs.n + excluded.n",
+            [(tenant, *key, n) for key, n in sorted(census.items()) if n],
         )
-        self._seen_type_attrs.update(unseen)
         return changes
 
     def _flush(
@@ -365,12 +367,13 @@ class SqlStore:
     ) -> None:
         for chunk in _chunks(stale_eids, 500):
             marks = ", ".join("?" for _ in chunk)
-            conn.execute(f"DELETE FROM attr_index WHERE eid IN ({marks})", chunk)  # noqa: S608
-            conn.execute(f"DELETE FROM geo_index WHERE eid IN ({marks})", chunk)  # noqa: S608
+            conn.execute(f"DELETE FROM attr_index WHERE eid IN ({marks})", chunk)
+            conn.execute(f"DELETE FROM geo_index WHERE eid IN ({marks})", chunk)
         gone = [i for i, e in result.items() if e is None and current.get(i) is not None]
         for chunk in _chunks(gone, 500):
             conn.execute(
-                f"DELETE FROM entities WHERE tenant = ? AND id IN ({', '.join('?' for _ in chunk)})",  # noqa: S608
+                f"DELETE FROM entities WHERE tenant = ? "
+                f"AND id IN ({', '.join('?' for _ in chunk)})",
                 [tenant, *chunk],
             )
         conn.executemany("INSERT INTO entities (eid, tenant, id, doc) VALUES (?, ?, ?, ?)", inserts)
@@ -414,6 +417,28 @@ class SqlStore:
             for inst in instances:
                 if inst["type"] == "GeoProperty":
                     yield (tenant, eid, iri, *geojson.geometry_bbox(inst["value"]))
+
+
+def _lock_key(tenant: str, entity_id: str) -> int:
+    """A PostgreSQL advisory lock key (signed 64 bits) for one entity id of a tenant."""
+    digest = hashlib.blake2b(f"{tenant}\0{entity_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _census(entity: Entity) -> set[tuple[str, str, str]]:
+    """What an entity adds to discovery: (type, "", "") per type and (type, attr, kind)."""
+    kinds = {(iri, inst["type"]) for iri, insts in entity["attrs"].items() for inst in insts}
+    return {(type_, "", "") for type_ in entity["type"]} | {
+        (type_, iri, kind) for type_ in entity["type"] for iri, kind in kinds
+    }
+
+
+def _any_attribute(attrs: tuple[str, ...] | None) -> QExpr | None:
+    """The q expression "has any of these attributes" (the `attrs` filter of a query)."""
+    if not attrs:
+        return None
+    exists: tuple[QExpr, ...] = tuple(Exists(Path(a)) for a in attrs)
+    return exists[0] if len(exists) == 1 else Or(exists)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

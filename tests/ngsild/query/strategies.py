@@ -4,11 +4,13 @@ pools, so that random queries often hit random entities."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, time
 from typing import Any
 
 from hypothesis import strategies as st
 
+from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import (
     CORE_MEMBERS,
     And,
@@ -37,6 +39,7 @@ from cityhub.ngsild.query import (
     TypeOr,
     Uri,
     ValueList,
+    parse_q,
 )
 from cityhub.ngsild.query.ast import MEMBER_PATTERN, NAME_PATTERN, TYPE_PATTERN, URI_PATTERN
 from cityhub.ngsild.query.values import parse_date, parse_datetime, parse_time
@@ -69,14 +72,23 @@ type_names = _checked(_joined("aT:/é1", "aT09:/.#é_-", 8), TYPE_PATTERN)
 scope_levels = _checked(st.text("aZ09_-é", min_size=1, max_size=5), r"[\w\-]+")
 
 
-@st.composite
-def paths(draw: st.DrawFn, attrs: st.SearchStrategy[str] = names,
-          subs: st.SearchStrategy[str] = names.filter(lambda n: n not in CORE_MEMBERS),
-          members: st.SearchStrategy[str] = member_names) -> Path:
-    sub = draw(st.lists(subs, max_size=2))
-    if draw(st.booleans()) and draw(st.booleans()):
-        return Path(draw(attrs), (*sub, draw(st.sampled_from(sorted(CORE_MEMBERS)))))
-    return Path(draw(attrs), tuple(sub), tuple(draw(st.lists(members, max_size=2))))
+_cores_sorted = st.sampled_from(sorted(CORE_MEMBERS))
+_plain_names = names.filter(lambda n: n not in CORE_MEMBERS)
+
+
+def paths(attrs: st.SearchStrategy[str] = names,
+          subs: st.SearchStrategy[str] = _plain_names,
+          members: st.SearchStrategy[str] = member_names) -> st.SearchStrategy[Path]:
+    sub_lists, member_lists = st.lists(subs, max_size=2), st.lists(members, max_size=2)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Path:
+        sub = draw(sub_lists)
+        if draw(st.booleans()) and draw(st.booleans()):
+            return Path(draw(attrs), (*sub, draw(_cores_sorted)))
+        return Path(draw(attrs), tuple(sub), tuple(draw(member_lists)))
+
+    return build()
 
 
 numbers = st.one_of(st.integers(-(10**20), 10**20).map(Number),
@@ -155,14 +167,21 @@ def type_exprs(names: st.SearchStrategy[str] = type_names) -> st.SearchStrategy[
     )
 
 
-@st.composite
-def scope_patterns(draw: st.DrawFn, levels: st.SearchStrategy[str]) -> ScopePattern:
-    chosen = tuple(draw(st.lists(st.one_of(levels, st.just("+")), max_size=3)))
-    return ScopePattern(chosen, descendants=not chosen or draw(st.booleans()))
+def scope_patterns(levels: st.SearchStrategy[str],
+                   max_levels: int = 3) -> st.SearchStrategy[ScopePattern]:
+    level_lists = st.lists(st.one_of(levels, st.just("+")), max_size=max_levels)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> ScopePattern:
+        chosen = tuple(draw(level_lists))
+        return ScopePattern(chosen, descendants=not chosen or draw(st.booleans()))
+
+    return build()
 
 
-def scope_exprs(levels: st.SearchStrategy[str] = scope_levels) -> st.SearchStrategy[ScopeExpr]:
-    base = scope_patterns(levels)
+def scope_exprs(levels: st.SearchStrategy[str] = scope_levels,
+                max_levels: int = 3) -> st.SearchStrategy[ScopeExpr]:
+    base = scope_patterns(levels, max_levels)
     return st.recursive(
         base,
         lambda children: st.one_of(
@@ -204,58 +223,76 @@ json_values = st.recursive(
 )
 
 
+_uri = st.sampled_from(URIS)
+_text = st.sampled_from(STRINGS)
+_kinds = st.sampled_from(["Property", "Property", "Relationship", "LanguageProperty",
+                          "ListProperty", "ListRelationship", "VocabProperty", "JsonProperty",
+                          "GeoProperty"])
+_objects = st.one_of(_uri, st.lists(_uri, min_size=1, max_size=2))
+_object_lists = st.lists(_uri, max_size=2)
+_language_maps = st.dictionaries(st.sampled_from(["en", "fr"]),
+                                 st.one_of(_text, st.lists(_text, max_size=2)), min_size=1)
+_value_lists = st.lists(json_values, max_size=3)
+_vocabs = st.sampled_from(["Male", "Female"]).map(expand_term)
+_points = st.lists(st.sampled_from(INTS), min_size=2, max_size=2)
+_cores = [(core, st.one_of(st.none(), st.sampled_from(pool))) for core, pool in (
+    ("observedAt", DATETIMES), ("unitCode", ["CEL", "KMH"]), ("createdAt", DATETIMES))]
+
+
 @st.composite
-def instances(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["Property", "Property", "Relationship", "LanguageProperty",
-                                 "ListProperty", "ListRelationship", "VocabProperty",
-                                 "JsonProperty", "GeoProperty"]))
-    uri = st.sampled_from(URIS)
+def _instances(draw: st.DrawFn, subs: st.SearchStrategy[dict[str, Any]] | None) -> dict[str, Any]:
+    kind = draw(_kinds)
     body: dict[str, Any] = {"type": kind}
     if kind == "Relationship":
-        body["object"] = draw(st.one_of(uri, st.lists(uri, min_size=1, max_size=2)))
+        body["object"] = draw(_objects)
     elif kind == "ListRelationship":
-        body["objectList"] = [{"object": o} for o in draw(st.lists(uri, max_size=2))]
+        body["objectList"] = [{"object": o} for o in draw(_object_lists)]
     elif kind == "LanguageProperty":
-        text = st.sampled_from(STRINGS)
-        body["languageMap"] = draw(st.dictionaries(
-            st.sampled_from(["en", "fr"]), st.one_of(text, st.lists(text, max_size=2)),
-            min_size=1))
+        body["languageMap"] = draw(_language_maps)
     elif kind == "ListProperty":
-        body["valueList"] = draw(st.lists(json_values, max_size=3))
+        body["valueList"] = draw(_value_lists)
     elif kind == "VocabProperty":
-        body["vocab"] = VOCAB + draw(st.sampled_from(["Male", "Female"]))
+        body["vocab"] = draw(_vocabs)
     elif kind == "JsonProperty":
         body["json"] = draw(json_values)
     elif kind == "GeoProperty":
-        body["value"] = {"type": "Point", "coordinates": draw(st.lists(
-            st.sampled_from(INTS), min_size=2, max_size=2))}
+        body["value"] = {"type": "Point", "coordinates": draw(_points)}
     else:
         body["value"] = draw(json_values)
-    for core, pool in (("observedAt", DATETIMES), ("unitCode", ["CEL", "KMH"]),
-                       ("createdAt", DATETIMES)):
-        if draw(st.booleans()):
-            body[core] = draw(st.sampled_from(pool))
-    if depth == 0 and draw(st.booleans()):
-        body["sub"] = draw(st.dictionaries(
-            st.sampled_from(SUBS).map(expand_term), instances(depth=1), max_size=2))
+    for core, values in _cores:
+        value = draw(values)
+        if value is not None:
+            body[core] = value
+    if subs is not None:
+        sub = draw(subs)
+        if sub:
+            body["sub"] = sub
     return body
+
+
+_sub_instances = _instances(None)
+_top_instances = _instances(st.dictionaries(st.sampled_from(SUBS).map(expand_term),
+                                            _sub_instances, max_size=2))
+_attr_names = st.lists(st.sampled_from(ATTRS), unique=True, min_size=1, max_size=3)
+_attr_instances = st.lists(_top_instances, min_size=1, max_size=2)
+_type_sets = st.sets(st.sampled_from(TYPES), min_size=1)
+_scope_lists = st.lists(st.sampled_from(SCOPES), unique=True, max_size=2)
 
 
 @st.composite
 def entities(draw: st.DrawFn, number: int) -> dict[str, Any]:
     attrs: dict[str, list[dict[str, Any]]] = {}
-    for name in draw(st.lists(st.sampled_from(ATTRS), unique=True, max_size=3)):
-        chosen = draw(st.lists(instances(), min_size=1, max_size=2))
+    for name in draw(_attr_names):
+        chosen = draw(_attr_instances)
         for index, instance in enumerate(chosen[1:]):
             instance["datasetId"] = f"urn:ds:{index}"
         attrs[expand_term(name)] = chosen
     entity: dict[str, Any] = {
         "id": f"urn:ngsi-ld:E:{number}",
-        "type": sorted(expand_term(t) for t in draw(st.sets(st.sampled_from(TYPES),
-                                                            min_size=1))),
+        "type": sorted(expand_term(t) for t in draw(_type_sets)),
         "attrs": attrs,
     }
-    scopes = draw(st.lists(st.sampled_from(SCOPES), unique=True, max_size=2))
+    scopes = draw(_scope_lists)
     if scopes:
         entity["scope"] = scopes
     return entity
@@ -283,4 +320,155 @@ pool_paths = paths(st.sampled_from([*ATTRS, "z"]), st.sampled_from(SUBS),
 pool_q = q_exprs(pool_paths, pool_comparables, pool_scalars, pool_ranges,
                  st.sampled_from(REGEXES).map(Pattern), max_leaves=4)
 pool_types = type_exprs(st.sampled_from([*TYPES, "T4"]))
-pool_scopes = scope_exprs(st.sampled_from(["A", "B", "C", "D", "A-1", "B_2", "AB"]))
+pool_scopes = scope_exprs(st.sampled_from(["A", "B", "C", "D", "A-1", "B_2", "AB"]), 2)
+
+
+# ---- queries drawn from a world's own data (so most of them hit something) ----------------
+
+def _compact(name: str) -> str:
+    return name[len(VOCAB):] if name.startswith(VOCAB) else name
+
+
+def _scalars(value: Any, relationship: bool) -> Iterator[Any]:
+    """q values for the scalars of a target value (written apart from the package's own
+    leaf logic, so that a bug there cannot hide the paths it drops)."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, dict) and "@value" in item:
+            item = item["@value"]
+        if isinstance(item, bool):
+            yield Bool(item)
+        elif isinstance(item, int | float) and abs(item) < 1e308:
+            yield Number(item)
+        elif isinstance(item, str):
+            yield Uri(item) if relationship else Text(item)
+            for parse, wrap in ((parse_datetime, DateTime), (parse_date, Date),
+                                (parse_time, Time)):
+                parsed = parse(item)
+                if parsed is not None and not relationship:
+                    yield wrap(parsed)
+
+
+def _member_facts(attr: str, subs: tuple[str, ...], members: tuple[str, ...],
+                  value: dict[str, Any]) -> Iterator[tuple[Path, Any]]:
+    for key, item in value.items():
+        path = Path(attr, subs, (*members, key))
+        yield path, None
+        yield from ((path, scalar) for scalar in _scalars(item, False))
+        if isinstance(item, dict):
+            yield from _member_facts(attr, subs, (*members, key), item)
+
+
+def _instance_facts(attr: str, subs: tuple[str, ...],
+                    instance: dict[str, Any]) -> Iterator[tuple[Path, Any]]:
+    kind = instance["type"]
+    target = {
+        "Relationship": instance.get("object"),
+        "ListRelationship": [o["object"] for o in instance.get("objectList", [])],
+        "LanguageProperty": instance.get("languageMap"),
+        "ListProperty": instance.get("valueList"),
+        "VocabProperty": instance.get("vocab"),
+        "JsonProperty": instance.get("json"),
+    }.get(kind, instance.get("value"))
+    path = Path(attr, subs)
+    yield path, None
+    if kind == "LanguageProperty":
+        for texts in target.values():
+            yield from ((path, scalar) for scalar in _scalars(texts, False))
+    else:
+        relationship = kind in ("Relationship", "ListRelationship")
+        yield from ((path, scalar) for scalar in _scalars(target, relationship))
+    for core in CORE_MEMBERS.intersection(instance):
+        yield from ((Path(attr, (*subs, core)), scalar)
+                    for scalar in [None, *_scalars(instance[core], False)])
+    if isinstance(target, dict):
+        yield from _member_facts(attr, subs, (), target)
+    for name, sub in instance.get("sub", {}).items():
+        yield from _instance_facts(attr, (*subs, _compact(name)), sub)
+
+
+def world_facts(world: list[dict[str, Any]]) -> list[tuple[Path, Any]]:
+    """(path, value) for every node and scalar of the entities (value None for the node
+    itself), with the path spelled as request terms and kept only if q can spell it."""
+    facts: dict[tuple[Path, Any], None] = {}
+    for item in world:
+        for iri, instances in item["attrs"].items():
+            for instance in instances:
+                for path, value in _instance_facts(_compact(iri), (), instance):
+                    try:
+                        if parse_q(str(path)) == Exists(path):
+                            facts[(path, value)] = None
+                    except BadRequestData:
+                        continue
+    return list(facts)
+
+
+_ORDERED_OPS = [Op.GT, Op.GE, Op.LT, Op.LE]
+_EQUALITY_OPS = [Op.EQ, Op.NE]
+_choices = st.integers(0, 5)
+_quarters = st.integers(0, 3)
+_pattern_ops = st.sampled_from([Op.MATCH, Op.NO_MATCH])
+_regexes = st.sampled_from(REGEXES)
+_equality_ops = st.sampled_from(_EQUALITY_OPS)
+_any_ops = st.sampled_from(_EQUALITY_OPS + _ORDERED_OPS * 2)
+_indexes = st.integers(0, 10**6)
+_shapes = st.sampled_from(["leaf", "leaf", "and", "or", "and-or", "or-and"])
+
+
+def _world_compare(draw: st.DrawFn, facts: list[tuple[Path, Any]], values: list[Any]) -> QExpr:
+    path, value = facts[draw(_indexes) % len(facts)]
+    if value is None or draw(_quarters) == 0:
+        path = facts[draw(_indexes) % len(facts)][0] if draw(st.booleans()) \
+            else draw(pool_paths)
+        value = values[draw(_indexes) % len(values)] if draw(st.booleans()) \
+            else draw(pool_scalars)
+    choice = draw(_choices)
+    if choice == 0:
+        return Compare(path, draw(_pattern_ops), Pattern(draw(_regexes)))
+    comparable = isinstance(value, Number | Text | DateTime | Date | Time)
+    if choice == 1 and comparable:
+        other = values[draw(_indexes) % len(values)]
+        if type(other) is type(value) or (isinstance(value, DateTime | Date)
+                                          and isinstance(other, DateTime | Date)):
+            ends = (value, other) if draw(st.booleans()) else (other, value)
+            return Compare(path, draw(_equality_ops), Range(*ends))
+    if choice == 2:
+        more = [values[draw(_indexes) % len(values)] for _ in range(1 + draw(_quarters) % 2)]
+        items = tuple(dict.fromkeys([value, *more]))
+        if len(items) >= 2:
+            return Compare(path, draw(_equality_ops), ValueList(items))
+    return Compare(path, draw(_any_ops if comparable else _equality_ops), value)
+
+
+def _world_term(draw: st.DrawFn, facts: list[tuple[Path, Any]], values: list[Any]) -> QExpr:
+    choice = draw(_choices)
+    if choice == 0:
+        return Exists(facts[draw(_indexes) % len(facts)][0])
+    if choice == 1:
+        path = facts[draw(_indexes) % len(facts)][0] if draw(st.booleans()) \
+            else draw(pool_paths)
+        return NotExists(path)
+    return _world_compare(draw, facts, values)
+
+
+@st.composite
+def world_query(draw: st.DrawFn, world: list[dict[str, Any]]) -> QExpr:
+    """A q expression whose paths and values mostly come from the world's own leaves
+    (built without per-world strategies: those would be re-validated on every example)."""
+    facts = world_facts(world)
+    if not facts:
+        return draw(pool_q)
+    values = [value for _, value in facts if value is not None] or [Bool(True)]
+
+    def term() -> QExpr:
+        return _world_term(draw, facts, values)
+
+    shape = draw(_shapes)
+    if shape == "leaf":
+        return term()
+    if shape == "and":
+        return And((term(), term()))
+    if shape == "or":
+        return Or((term(), term()))
+    if shape == "and-or":
+        return And((term(), Or((term(), term()))))
+    return Or((term(), And((term(), term()))))

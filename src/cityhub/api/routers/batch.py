@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from cityhub.api import openapi as api
 from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant
 from cityhub.api.ldio import (
     AcceptHeader,
@@ -25,7 +26,8 @@ from cityhub.ngsild.payload import check_entity_id, parse_entity
 from cityhub.store.service import BatchOutcome
 
 router = APIRouter(prefix="/entityOperations", tags=["batch"])
-MAX_BATCH = 10_000
+MAX_BATCH = api.MAX_BATCH
+_PARTIAL = api.json_content(api.BATCH_RESULT, "Some entities failed (BatchOperationResult)")
 
 
 def _error_body(entity_id: str, error: NgsiLdError) -> dict[str, Any]:
@@ -88,7 +90,14 @@ def _outcome_response(
     return Response(status_code=204)
 
 
-@router.post("/create", summary="Batch create")
+@router.post(
+    "/create",
+    summary="Batch create",
+    status_code=201,
+    responses=api.responses(400, 415, 503, status_201=api.json_content(
+        api.ENTITY_IDS_OUT, "Every entity was created"), status_207=_PARTIAL),
+    openapi_extra=api.request_body(api.BATCH_ENTITIES, "The entities to create"),
+)
 async def batch_create(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await _body_entities(request)
     entities, errors = _parse_batch(body, ctx, require_type=True)
@@ -96,7 +105,15 @@ async def batch_create(request: Request, tenant: WriteTenant, service: ServiceDe
     return _outcome_response(outcome, errors, created_status=True)
 
 
-@router.post("/upsert", summary="Batch upsert")
+@router.post(
+    "/upsert",
+    summary="Batch upsert",
+    status_code=201,
+    responses=api.responses(400, 415, 503, status_201=api.json_content(
+        api.ENTITY_IDS_OUT, "Some entities were created (their ids)"), status_204={
+        "description": "Every entity existed and was updated"}, status_207=_PARTIAL),
+    openapi_extra=api.request_body(api.BATCH_ENTITIES, "The entities to create or update"),
+)
 async def batch_upsert(
     request: Request,
     tenant: WriteTenant,
@@ -113,7 +130,13 @@ async def batch_upsert(
     return _outcome_response(outcome, errors, created_status=created_any)
 
 
-@router.post("/update", summary="Batch update")
+@router.post(
+    "/update",
+    summary="Batch update",
+    status_code=204,
+    responses=api.responses(400, 415, 503, status_207=_PARTIAL),
+    openapi_extra=api.request_body(api.BATCH_FRAGMENTS, "Attributes to update, per entity"),
+)
 async def batch_update(
     request: Request,
     tenant: WriteTenant,
@@ -127,7 +150,13 @@ async def batch_update(
     return _outcome_response(outcome, errors, created_status=False)
 
 
-@router.post("/merge", summary="Batch merge")
+@router.post(
+    "/merge",
+    summary="Batch merge",
+    status_code=204,
+    responses=api.responses(400, 415, 503, status_207=_PARTIAL),
+    openapi_extra=api.request_body(api.BATCH_FRAGMENTS, "Attributes to merge, per entity"),
+)
 async def batch_merge(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await _body_entities(request)
     entities, errors = _parse_batch(body, ctx, require_type=False, allow_null=True)
@@ -135,7 +164,13 @@ async def batch_merge(request: Request, tenant: WriteTenant, service: ServiceDep
     return _outcome_response(outcome, errors, created_status=False)
 
 
-@router.post("/delete", summary="Batch delete")
+@router.post(
+    "/delete",
+    summary="Batch delete",
+    status_code=204,
+    responses=api.responses(400, 415, status_207=_PARTIAL),
+    openapi_extra=api.request_body(api.ENTITY_IDS, "Ids of the entities to delete", ld=False),
+)
 async def batch_delete(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, _ctx = await read_json(request)
     if not isinstance(body, list) or not body or not all(isinstance(i, str) for i in body):
@@ -146,7 +181,13 @@ async def batch_delete(request: Request, tenant: WriteTenant, service: ServiceDe
     return _outcome_response(outcome, [], created_status=False)
 
 
-@router.post("/query", summary="Query entities with a Query object")
+@router.post(
+    "/query",
+    summary="Query entities with a Query object",
+    responses=api.responses(400, 404, 406, 415, 503, status_200=api.entity_content(
+        {"type": "array", "items": api.ENTITY_OUT}, None, "The entities selected")),
+    openapi_extra=api.request_body(api.QUERY, "The Query object"),
+)
 async def post_query(
     request: Request,
     tenant: ReadTenant,

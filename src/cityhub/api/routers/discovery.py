@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from cityhub.api import openapi as api
 from cityhub.api.deps import ReadTenant, StoreDep
 from cityhub.api.ldio import AcceptHeader, LinkContext, ld_response, negotiate
 from cityhub.ngsild.errors import ResourceNotFound
@@ -16,7 +17,13 @@ router = APIRouter(tags=["discovery"])
 Details = Annotated[bool, Query(description="Full objects instead of a list of names")]
 
 
-@router.get("/types", summary="Entity types available")
+@router.get(
+    "/types",
+    summary="Entity types available",
+    responses=api.responses(400, 404, 406, status_200=api.entity_content(
+        {"anyOf": [api.ENTITY_TYPE_LIST, {"type": "array", "items": api.ENTITY_TYPE}]}, None,
+        "EntityTypeList, or EntityType objects with details=true")),
+)
 def list_types(
     tenant: ReadTenant, store: StoreDep, ctx: LinkContext, accept: AcceptHeader,
     details: Details = False,
@@ -36,9 +43,14 @@ def list_types(
     return ld_response(body, ctx, media)
 
 
-@router.get("/types/{type}", summary="Details of one entity type")
+@router.get(
+    "/types/{type}",
+    summary="Details of one entity type",
+    responses=api.responses(400, 404, 406, status_200=api.entity_content(
+        api.ENTITY_TYPE_INFO, None, "EntityTypeInfo")),
+)
 def type_info(
-    type: str,  # noqa: A002 - the spec's path parameter
+    type: str,
     tenant: ReadTenant, store: StoreDep, ctx: LinkContext, accept: AcceptHeader,
 ) -> Response:
     media = negotiate(accept, geo=False)
@@ -59,7 +71,13 @@ def type_info(
     return ld_response(body, ctx, media)
 
 
-@router.get("/attributes", summary="Attributes available")
+@router.get(
+    "/attributes",
+    summary="Attributes available",
+    responses=api.responses(400, 404, 406, status_200=api.entity_content(
+        {"anyOf": [api.ATTRIBUTE_LIST, {"type": "array", "items": api.ATTRIBUTE_INFO}]}, None,
+        "AttributeList, or Attribute objects with details=true")),
+)
 def list_attributes(
     tenant: ReadTenant, store: StoreDep, ctx: LinkContext, accept: AcceptHeader,
     details: Details = False,
@@ -80,9 +98,14 @@ def list_attributes(
     return ld_response(body, ctx, media)
 
 
-@router.get("/attributes/{attrId}", summary="Details of one attribute")
+@router.get(
+    "/attributes/{attrId}",
+    summary="Details of one attribute",
+    responses=api.responses(400, 404, 406, status_200=api.entity_content(
+        api.ATTRIBUTE_INFO, None, "Attribute")),
+)
 def attribute_info(
-    attrId: str,  # noqa: N803 - the spec's path parameter
+    attrId: str,
     tenant: ReadTenant, store: StoreDep, ctx: LinkContext, accept: AcceptHeader,
 ) -> Response:
     media = negotiate(accept, geo=False)

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from cityhub.api import openapi as api
 from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant
 from cityhub.api.ldio import (
     GEO_JSON,
@@ -61,7 +62,15 @@ def update_result_response(result: UpdateResult, ctx: LdContext) -> Response:
     return ld_response(body, ctx, "application/json", status=207)
 
 
-@router.post("", status_code=201, summary="Create an entity")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an entity",
+    response_class=Response,
+    responses=api.responses(400, 409, 415, 503, status_201={
+        "description": "Created; Location holds the entity's URL"}),
+    openapi_extra=api.request_body(api.ENTITY, "The entity (normalized or concise form)"),
+)
 async def create_entity(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await read_json(request)
     entity = parse_entity(strip_context(body), ctx.terms)
@@ -70,7 +79,13 @@ async def create_entity(request: Request, tenant: WriteTenant, service: ServiceD
     return Response(status_code=201, headers={"Location": location})
 
 
-@router.get("", summary="Query entities")
+@router.get(
+    "",
+    summary="Query entities",
+    responses=api.responses(400, 404, 406, status_200=api.entity_content(
+        {"type": "array", "items": api.ENTITY_OUT}, api.FEATURE_COLLECTION,
+        "The entities selected (NGSILD-Results-Count with count=true)")),
+)
 def query_entities(
     tenant: ReadTenant, store: StoreDep, filt: FilterDep, view: ViewDep, accept: AcceptHeader
 ) -> Response:
@@ -83,9 +98,14 @@ def query_entities(
     return ld_response(data, filt.context, media, headers=headers)
 
 
-@router.get("/{entityId}", summary="Retrieve an entity")
+@router.get(
+    "/{entityId}",
+    summary="Retrieve an entity",
+    responses=api.responses(400, 404, 406, status_200=api.entity_content(
+        api.ENTITY_OUT, api.FEATURE, "The entity")),
+)
 def retrieve_entity(
-    entityId: EntityId,  # noqa: N803 - the spec's parameter name
+    entityId: EntityId,
     tenant: ReadTenant,
     store: StoreDep,
     ctx: LinkContext,
@@ -101,9 +121,15 @@ def retrieve_entity(
     return ld_response(render_one(entity, ctx, view, media), ctx, media)
 
 
-@router.put("/{entityId}", status_code=204, summary="Replace an entity")
+@router.put(
+    "/{entityId}",
+    status_code=204,
+    summary="Replace an entity",
+    responses=api.responses(400, 404, 415, 503),
+    openapi_extra=api.request_body(api.ENTITY_FRAGMENT, "The entity's new content"),
+)
 async def replace_entity(
-    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep  # noqa: N803
+    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep
 ) -> Response:
     body, ctx = await read_json(request)
     body = strip_context(body)
@@ -115,9 +141,16 @@ async def replace_entity(
     return Response(status_code=204)
 
 
-@router.patch("/{entityId}", status_code=204, summary="Merge-patch an entity")
+@router.patch(
+    "/{entityId}",
+    status_code=204,
+    summary="Merge-patch an entity",
+    responses=api.responses(400, 404, 415, 503),
+    openapi_extra=api.request_body(
+        api.ENTITY_FRAGMENT, "Attributes to merge; urn:ngsi-ld:null deletes one"),
+)
 async def merge_entity(
-    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep  # noqa: N803
+    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep
 ) -> Response:
     body, ctx = await read_json(request)
     body = strip_context(body)
@@ -130,9 +163,11 @@ async def merge_entity(
     return Response(status_code=204)
 
 
-@router.delete("/{entityId}", status_code=204, summary="Delete an entity")
+@router.delete(
+    "/{entityId}", status_code=204, summary="Delete an entity", responses=api.responses(400, 404)
+)
 def delete_entity(
-    entityId: EntityId, tenant: ReadTenant, service: ServiceDep  # noqa: N803
+    entityId: EntityId, tenant: ReadTenant, service: ServiceDep
 ) -> Response:
     service.delete(tenant, check_entity_id(entityId))
     return Response(status_code=204)
@@ -146,9 +181,16 @@ async def _attributes_body(request: Request) -> tuple[dict[str, Any], LdContext]
     return body, ctx
 
 
-@router.post("/{entityId}/attrs", summary="Append attributes")
+@router.post(
+    "/{entityId}/attrs",
+    summary="Append attributes",
+    status_code=204,
+    responses=api.responses(400, 404, 415, 503, status_207=api.json_content(
+        api.UPDATE_RESULT, "Some attributes were not written (noOverwrite)")),
+    openapi_extra=api.request_body(api.ATTRIBUTES, "Attributes to add"),
+)
 async def append_attrs(
-    entityId: EntityId,  # noqa: N803
+    entityId: EntityId,
     request: Request,
     tenant: WriteTenant,
     service: ServiceDep,
@@ -161,9 +203,16 @@ async def append_attrs(
     return update_result_response(result, ctx)
 
 
-@router.patch("/{entityId}/attrs", summary="Update existing attributes")
+@router.patch(
+    "/{entityId}/attrs",
+    summary="Update existing attributes",
+    status_code=204,
+    responses=api.responses(400, 404, 415, 503, status_207=api.json_content(
+        api.UPDATE_RESULT, "Some attributes do not exist and were not written")),
+    openapi_extra=api.request_body(api.ATTRIBUTES, "Attributes to update"),
+)
 async def update_attrs(
-    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep  # noqa: N803
+    entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep
 ) -> Response:
     body, ctx = await _attributes_body(request)
     result = service.update_attrs(tenant, check_entity_id(entityId),
@@ -171,10 +220,16 @@ async def update_attrs(
     return update_result_response(result, ctx)
 
 
-@router.patch("/{entityId}/attrs/{attrId}", status_code=204, summary="Partial attribute update")
+@router.patch(
+    "/{entityId}/attrs/{attrId}",
+    status_code=204,
+    summary="Partial attribute update",
+    responses=api.responses(400, 404, 415, 503),
+    openapi_extra=api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change"),
+)
 async def partial_update_attr(
-    entityId: EntityId,  # noqa: N803
-    attrId: str,  # noqa: N803
+    entityId: EntityId,
+    attrId: str,
     request: Request,
     tenant: WriteTenant,
     service: ServiceDep,
@@ -192,10 +247,16 @@ async def partial_update_attr(
     return Response(status_code=204)
 
 
-@router.put("/{entityId}/attrs/{attrId}", status_code=204, summary="Replace an attribute")
+@router.put(
+    "/{entityId}/attrs/{attrId}",
+    status_code=204,
+    summary="Replace an attribute",
+    responses=api.responses(400, 404, 415, 503),
+    openapi_extra=api.request_body(api.ATTRIBUTE, "The attribute's new content"),
+)
 async def replace_attr(
-    entityId: EntityId,  # noqa: N803
-    attrId: str,  # noqa: N803
+    entityId: EntityId,
+    attrId: str,
     request: Request,
     tenant: WriteTenant,
     service: ServiceDep,
@@ -207,10 +268,15 @@ async def replace_attr(
     return Response(status_code=204)
 
 
-@router.delete("/{entityId}/attrs/{attrId}", status_code=204, summary="Delete an attribute")
+@router.delete(
+    "/{entityId}/attrs/{attrId}",
+    status_code=204,
+    summary="Delete an attribute",
+    responses=api.responses(400, 404),
+)
 def delete_attr(
-    entityId: EntityId,  # noqa: N803
-    attrId: str,  # noqa: N803
+    entityId: EntityId,
+    attrId: str,
     tenant: ReadTenant,
     service: ServiceDep,
     ctx: LinkContext,

@@ -5,12 +5,13 @@ Thin: parse the request, call the `ContextRegistry` found in `app.state.contexts
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from cityhub.api import openapi as api
 from cityhub.ngsild.context_registry import ContextRegistry
 from cityhub.ngsild.errors import BadRequestData, UnsupportedMediaType
 from cityhub.ngsild.jsonld import JSON, JSONLD, media_type, parse_json_body
@@ -26,7 +27,9 @@ def get_registry(request: Request) -> ContextRegistry:
 
 
 ContextsDep = Annotated[ContextRegistry, Depends(get_registry)]
-FlagQuery = Annotated[str | None, Query(description="true or false")]
+FlagQuery = Annotated[
+    str | None, Query(description="true or false", json_schema_extra={"enum": ["true", "false"]})
+]
 ContextIdPath = Annotated[
     str,
     Path(
@@ -44,27 +47,23 @@ def _flag(name: str, value: str | None) -> bool:
     raise BadRequestData(f"{name} must be true or false, not {value!r}")
 
 
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Bad request data (problem details)"},
-    404: {"description": "No stored @context with this id (problem details)"},
+_NOT_FOUND = "No stored @context with this id (problem details)"
+_DOCUMENT = {
+    "description": "The stored @context document (application/ld+json), or its metadata "
+    "with details=true (application/json)",
+    "content": {JSONLD: {"schema": api.CONTEXT_DOCUMENT}, JSON: {"schema": {"type": "object"}}},
 }
-
-_ADD_BODY = {
-    "required": True,
-    "content": {
-        media: {
-            "schema": {
-                "type": "object",
-                "required": ["@context"],
-                "properties": {"@context": {}},
-            }
-        }
-        for media in (JSON, JSONLD)
-    },
-}
+_LIST = api.json_content(
+    {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
+    "URLs of the stored @contexts, or their metadata with details=true",
+)
 
 
-@router.get("", summary="List stored @contexts (5.13.3)", responses={400: _PROBLEMS[400]})
+@router.get(
+    "",
+    summary="List stored @contexts (5.13.3)",
+    responses=api.responses(400, status_200=_LIST),
+)
 def list_contexts(
     registry: ContextsDep,
     details: FlagQuery = None,
@@ -78,12 +77,13 @@ def list_contexts(
     status_code=201,
     summary="Add a user @context (5.13.2)",
     response_class=Response,
-    responses={
-        201: {"description": "Stored; Location holds the URL the hub serves it at"},
-        400: _PROBLEMS[400],
-        415: {"description": "Content-Type is not JSON (problem details)"},
-    },
-    openapi_extra={"requestBody": _ADD_BODY},
+    responses=api.responses(
+        400, 415, 503, status_201={
+            "description": "Stored; Location holds the URL the hub serves it at"}
+    ),
+    openapi_extra=api.request_body(
+        api.CONTEXT_DOCUMENT, "A JSON-LD document with an @context member"
+    ),
 )
 async def add_context(request: Request, registry: ContextsDep) -> Response:
     media = media_type(request.headers.get("content-type"))
@@ -98,9 +98,9 @@ async def add_context(request: Request, registry: ContextsDep) -> Response:
     "/{contextId:path}",
     summary="Serve a stored @context or its metadata (5.13.4)",
     responses={
-        200: {"content": {JSONLD: {}}},
-        **_PROBLEMS,
-        422: {"description": "A Cached @context is not served (problem details)"},
+        **api.responses(400, 404, status_200=_DOCUMENT),
+        404: api.problem(404, _NOT_FOUND),
+        422: api.problem(422, "A Cached @context is not served (problem details)"),
     },
 )
 def retrieve_context(
@@ -117,8 +117,9 @@ def retrieve_context(
     summary="Delete a stored @context, or reload a Cached one (5.13.5)",
     response_class=Response,
     responses={
-        **_PROBLEMS,
-        503: {"description": "Reloading failed: the @context is not available (problem details)"},
+        **api.responses(400),
+        404: api.problem(404, _NOT_FOUND),
+        503: api.problem(503, "Reloading failed: the @context is not available"),
     },
 )
 def delete_context(

@@ -1,0 +1,203 @@
+"""Batch upsert throughput: entities/s through HTTP (`POST /entityOperations/upsert`) against
+the store's own rate in-process (`EntityService.batch` on a fresh database, no HTTP), for new
+entities and then for updates of the same entities, measured in the same run.
+
+    .venv/bin/python bench/ingest.py                 # 20,000 entities in batches of 1,000, SQLite
+    .venv/bin/python bench/ingest.py --store postgres
+    .venv/bin/python bench/ingest.py --quick         # a smoke run of a few seconds
+
+Goals printed beside the figures: >= 20,000 upserts/s batched on SQLite, HTTP >= 50% of raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from cityhub.ngsild.payload import format_datetime, parse_entity
+from cityhub.store.service import EntityService
+from cityhub.store.sql import SqlStore
+from harness import (
+    CpuMeter,
+    HubServer,
+    console,
+    fresh_store,
+    machine_note,
+    print_table,
+    progress,
+    save_results,
+    workdir,
+)
+from workload import City, core_terms, payload
+
+UPSERT = "/ngsi-ld/v1/entityOperations/upsert"
+GOAL_RATE = 20_000.0
+GOAL_RATIO = 0.5
+# Server configurations compared in one run: name -> extra CITYHUB_ environment of the hub.
+# Issue 3 adds an "auth+audit" entry here; the table then shows each one's ratio to "plain".
+CONFIGURATIONS: dict[str, dict[str, str]] = {"plain": {}}
+PHASES = ("create", "update")
+
+
+@dataclass
+class Rate:
+    entities: int
+    seconds: float
+    server_cpu: float = float("nan")
+    client_cpu: float = float("nan")
+
+    @property
+    def per_second(self) -> float:
+        return self.entities / self.seconds
+
+    def per_cpu_second(self, cpu_share: float) -> float:
+        """Entities per CPU-second of the process doing the work: steadier than the wall-clock
+        rate when other work takes the cores."""
+        return self.per_second / cpu_share if cpu_share > 0 else float("nan")
+
+
+def batches(count: int, size: int, version: int, city: City) -> Iterator[list[dict[str, Any]]]:
+    """The payloads of one phase: version 0 creates, version 1 updates every value."""
+    observed = format_datetime(datetime(2026, 11, 1, 8, tzinfo=UTC) + timedelta(minutes=version))
+    for start in range(0, count, size):
+        yield [payload(i, city, observed, version) for i in range(start, min(count, start + size))]
+
+
+async def post_all(url: str, bodies: list[bytes], sizes: list[int], clients: int,
+                   label: str) -> float:
+    """Send every batch once over `clients` keep-alive connections; return the elapsed time."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    queue = iter(range(len(bodies)))
+    failures: list[str] = []
+    with progress() as bar:
+        task = bar.add_task(label, total=sum(sizes))
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300.0) as client:
+
+            async def sender() -> None:
+                for at in queue:
+                    response = await client.post(
+                        UPSERT, content=bodies[at], headers={"Content-Type": "application/json"})
+                    if response.status_code not in (201, 204):
+                        failures.append(f"{response.status_code} {response.text[:300]}")
+                    bar.advance(task, sizes[at])
+
+            started = time.perf_counter()
+            await asyncio.gather(*(sender() for _ in range(clients)))
+            elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} batches failed, first: {failures[0]}")
+    return elapsed
+
+
+def http_phase(server: HubServer, args: argparse.Namespace, city: City, version: int) -> Rate:
+    chunks = list(batches(args.entities, args.batch, version, city))
+    bodies = [orjson.dumps(chunk) for chunk in chunks]  # encoded before the clock starts
+    sizes = [len(chunk) for chunk in chunks]
+    with CpuMeter(server) as meter:
+        elapsed = asyncio.run(post_all(server.url, bodies, sizes, args.clients,
+                                       f"HTTP {PHASES[version]}"))
+    return Rate(args.entities, elapsed, meter.server_cpu, meter.client_cpu)
+
+
+def raw_phase(service: EntityService, args: argparse.Namespace, city: City, version: int) -> Rate:
+    terms = core_terms()
+    parsed = [[parse_entity(p, terms) for p in chunk]  # parsing is HTTP-side work: not timed
+              for chunk in batches(args.entities, args.batch, version, city)]
+    with progress() as bar:
+        task = bar.add_task(f"raw {PHASES[version]}", total=args.entities)
+        with CpuMeter(None) as meter:
+            for chunk in parsed:
+                outcome = service.batch("", "upsert", chunk)
+                if outcome.errors:
+                    raise RuntimeError(f"raw batch failed: {outcome.errors[0]}")
+                bar.advance(task, len(chunk))
+    return Rate(args.entities, meter.wall, float("nan"), meter.client_cpu)
+
+
+def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    city = City(args.entities)
+    figures: dict[str, Any] = {"raw": {}, "http": {}}
+    with fresh_store(args.store, folder, "raw") as target:
+        store = SqlStore.open(target.url)
+        try:
+            service = EntityService(store)
+            for version, phase in enumerate(PHASES):
+                figures["raw"][phase] = raw_phase(service, args, city, version).__dict__
+        finally:
+            store.close()
+    for name in args.configs:
+        figures["http"][name] = {}
+        with fresh_store(args.store, folder, f"http-{name.replace('+', '-')}") as target, \
+                HubServer(target, CONFIGURATIONS[name]) as server:
+            for version, phase in enumerate(PHASES):
+                figures["http"][name][phase] = http_phase(server, args, city, version).__dict__
+    return figures
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    rows = []
+    for phase in PHASES:
+        raw = Rate(**figures["raw"][phase])
+        rows.append((f"raw store, {phase}", raw.per_second, raw.per_cpu_second(raw.client_cpu),
+                     "", f"{raw.client_cpu:.0%}", 1.0, _goal(raw.per_second, None)))
+        base = None
+        for name in args.configs:
+            http = Rate(**figures["http"][name][phase])
+            ratio = http.per_second / raw.per_second
+            versus = "" if base is None else f" ({http.per_second / base:.2f}x {args.configs[0]})"
+            base = base or http.per_second
+            rows.append((f"HTTP ({name}), {phase}", http.per_second,
+                         http.per_cpu_second(http.server_cpu), f"{http.server_cpu:.0%}",
+                         f"{http.client_cpu:.0%}", ratio, _goal(http.per_second, ratio) + versus))
+            figures["http"][name][phase]["ratio_to_raw"] = ratio
+    print_table(
+        f"Batch upsert, {args.entities:,} TrafficFlowObserved entities, batches of {args.batch}, "
+        f"{args.clients} HTTP clients, store {args.store}",
+        ["path, phase", "entities/s", "per CPU-s", "server CPU", "bench CPU", "ratio to raw",
+         f"goal >= {GOAL_RATE:,.0f}/s, >= {GOAL_RATIO:.0%} of raw"],
+        rows,
+    )
+    console.print("CPU columns are shares of one core used by the hub process and by this script; "
+                  "'per CPU-s' divides the rate by the working process's CPU share. "
+                  + machine_note())
+
+
+def _goal(rate: float, ratio: float | None) -> str:
+    marks = ["rate ok" if rate >= GOAL_RATE else f"rate {rate / GOAL_RATE:.0%} of goal"]
+    if ratio is not None:
+        marks.append("ratio ok" if ratio >= GOAL_RATIO else "ratio below goal")
+    return ", ".join(marks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entities", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1000, help="entities per upsert request")
+    parser.add_argument("--clients", type=int, default=2,
+                        help="concurrent HTTP clients (each keeps one connection)")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGURATIONS),
+                        default=list(CONFIGURATIONS), help="server configurations to compare")
+    parser.add_argument("--workdir", help="keep the databases here (default: a temp dir)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 entities")
+    args = parser.parse_args()
+    if args.quick:
+        args.entities, args.batch = min(args.entities, 2000), min(args.batch, 500)
+    console.print(f"[bold]cityhub ingest benchmark[/] - {machine_note()}")
+    with workdir(args.workdir) as folder:
+        figures = run(args, folder)
+    report(figures, args)
+    save_results("ingest", args, figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Schemathesis against the hub's own OpenAPI: no input makes the NGSI-LD API answer with a
+server error, and every 4xx is an RFC 9457 problem (application/problem+json with type, title
+and status).
+
+The hub runs under uvicorn on a free loopback port with a throwaway SQLite store. Nothing leaves
+the machine: remote @context URLs resolve through an in-memory transport (every URL serves an
+empty @context) and notification delivery is off. A few entities and one @context are seeded,
+and generated path parameters are sometimes swapped for their ids, so reads, patches and deletes
+reach existing resources too; the seed is upserted again before every such request.
+
+The run is bounded and reproducible: derandomized Hypothesis, a fixed number of examples per
+operation (`FUZZ_EXAMPLES`), no deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from cityhub.api.app import create_app
+from cityhub.config import Settings
+from cityhub.ngsild import jsonld
+
+FUZZ_EXAMPLES = 30
+API = "/ngsi-ld/v1"
+PROBLEM = "application/problem+json"
+SEED_ENTITIES = [
+    {
+        "id": "urn:ngsi-ld:FuzzCar:1",
+        "type": "FuzzCar",
+        "speed": {"type": "Property", "value": 42, "unitCode": "KMH",
+                  "observedAt": "2026-01-01T00:00:00Z"},
+        "name": {"type": "LanguageProperty", "languageMap": {"en": "car", "es": "coche"}},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [2, 41]}},
+        "owner": {"type": "Relationship", "object": "urn:ngsi-ld:FuzzPerson:1"},
+    },
+    {"id": "urn:ngsi-ld:FuzzPerson:1", "type": "FuzzPerson", "age": 30, "tags": ["a", "b"]},
+]
+SEED_ATTRIBUTES = ["speed", "name", "location", "owner", "age"]
+SEED_CONTEXT = {"@context": {"FuzzCar": "https://example.org/FuzzCar"}}
+# Filled in by the `hub` fixture: the local id the hub gave the seeded @context.
+SEEDED_CONTEXT_IDS: list[str] = []
+
+SCHEMA = schemathesis.openapi.from_dict(
+    # The schema only: this app never starts, so its settings are never used.
+    create_app(Settings(data_dir=Path("unused"))).openapi()
+).include(path_regex=f"^{API}/")
+
+
+def _empty_context(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"@context": {}}, headers={"Content-Type": "application/ld+json"})
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The running hub's base URL."""
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    app = create_app(Settings(data_dir=data_dir, store_url=f"sqlite:///{data_dir / 'hub.db'}",
+                              public_url="http://testserver", notify_workers=0))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
+                                           http="h11", ws="none", loop="asyncio"))
+    offline = functools.partial(jsonld.build_context_services,
+                                transport=httpx.MockTransport(_empty_context))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsonld, "build_context_services", offline)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        for _ in range(500):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.01)
+        assert server.started, "the hub did not start"
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _seed(base)
+        added = httpx.post(base + API + "/jsonldContexts", json=SEED_CONTEXT)
+        assert added.status_code == 201, added.text
+        SEEDED_CONTEXT_IDS[:] = [added.headers["Location"].rstrip("/").rsplit("/", 1)[-1]]
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _seed(base: str) -> None:
+    response = httpx.post(base + API + "/entityOperations/upsert", json=SEED_ENTITIES)
+    assert response.status_code in (201, 204), response.text
+
+
+def _swap(values: dict[str, Any], name: str, choices: list[str]) -> st.SearchStrategy[Any]:
+    """Keep the generated value or, as often, use one of the seeded resources."""
+    if not values or name not in values:
+        return st.just(values)
+    return st.one_of(st.just(values), st.sampled_from(choices).map(
+        lambda choice: {**values, name: choice}))
+
+
+@SCHEMA.hook
+def flatmap_path_parameters(
+    context: schemathesis.HookContext, path_parameters: dict[str, Any]
+) -> st.SearchStrategy[Any]:
+    ids = [entity["id"] for entity in SEED_ENTITIES]
+    return _swap(path_parameters, "entityId", ids).flatmap(
+        lambda values: _swap(values, "attrId", SEED_ATTRIBUTES)).flatmap(
+        lambda values: _swap(values, "type", ["FuzzCar", "FuzzPerson"])).flatmap(
+        lambda values: _swap(values, "contextId", SEEDED_CONTEXT_IDS))
+
+
+def problem_details(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """Every client error is an RFC 9457 problem with type, title and status."""
+    if not 400 <= response.status_code < 500:
+        return
+    media = response.headers.get("content-type", [""])[0].split(";")[0].strip()
+    assert media == PROBLEM, f"{response.status_code} answered as {media!r}, not {PROBLEM}"
+    body = response.json()
+    assert isinstance(body, dict), "a problem is a JSON object"
+    missing = {"type", "title", "status"} - body.keys()
+    assert not missing, f"problem lacks {sorted(missing)}"
+    assert body["status"] == response.status_code, "problem status differs from the HTTP status"
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_no_input_makes_a_server_error(hub: str, case: schemathesis.Case) -> None:
+    if {"entityId", "attrId", "type"} & set(case.path_parameters or {}):
+        _seed(hub)
+    case.call_and_validate(
+        base_url=hub,
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                response_schema_conformance, problem_details],
+    )
