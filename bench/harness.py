@@ -260,6 +260,17 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: the files stay strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def save_results(script: str, args: Any, figures: dict[str, Any]) -> Path:
     """Write the figures as JSON in bench/out/ and return the path."""
     OUT_DIR.mkdir(exist_ok=True)
@@ -268,12 +279,12 @@ def save_results(script: str, args: Any, figures: dict[str, Any]) -> Path:
     path = OUT_DIR / f"{script}-{store}{suffix}.json"
     document = {
         "script": script,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": " ".join([".venv/bin/python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_note(),
         "options": {k: v for k, v in vars(args).items() if isinstance(v, str | int | float | bool)},
         "figures": figures,
     }
-    path.write_text(json.dumps(document, indent=2))
+    path.write_text(json.dumps(_finite(document), indent=2))
     console.print(f"figures written to {path}")
     return path

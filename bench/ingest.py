@@ -147,22 +147,27 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     rows = []
     for phase in PHASES:
         raw = Rate(**figures["raw"][phase])
-        rows.append((f"raw store, {phase}", raw.per_second, raw.per_cpu_second(raw.client_cpu),
-                     "", f"{raw.client_cpu:.0%}", 1.0, _goal(raw.per_second, None)))
+        raw_cpu = raw.per_cpu_second(raw.client_cpu)
+        rows.append((f"raw store, {phase}", raw.per_second, raw_cpu, "",
+                     f"{raw.client_cpu:.0%}", 1.0, 1.0, _goal(raw.per_second, None)))
         base = None
         for name in args.configs:
             http = Rate(**figures["http"][name][phase])
             ratio = http.per_second / raw.per_second
             versus = "" if base is None else f" ({http.per_second / base:.2f}x {args.configs[0]})"
             base = base or http.per_second
+            cpu_ratio = http.per_cpu_second(http.server_cpu) / raw_cpu
             rows.append((f"HTTP ({name}), {phase}", http.per_second,
                          http.per_cpu_second(http.server_cpu), f"{http.server_cpu:.0%}",
-                         f"{http.client_cpu:.0%}", ratio, _goal(http.per_second, ratio) + versus))
+                         f"{http.client_cpu:.0%}", ratio, cpu_ratio,
+                         _goal(http.per_second, ratio) + versus))
             figures["http"][name][phase]["ratio_to_raw"] = ratio
+            figures["http"][name][phase]["cpu_ratio_to_raw"] = cpu_ratio
     print_table(
         f"Batch upsert, {args.entities:,} TrafficFlowObserved entities, batches of {args.batch}, "
         f"{args.clients} HTTP clients, store {args.store}",
         ["path, phase", "entities/s", "per CPU-s", "server CPU", "bench CPU", "ratio to raw",
+         "ratio per CPU-s",
          f"goal >= {GOAL_RATE:,.0f}/s, >= {GOAL_RATIO:.0%} of raw"],
         rows,
     )

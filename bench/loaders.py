@@ -114,10 +114,11 @@ class EntityRows:
         return ((eid, tenant, entity_id(i), doc), index,
                 (tenant, eid, self.path, r.lon, r.lat, r.lon, r.lat))
 
-    def type_attrs(self, tenant: str = "") -> list[Row]:
-        rows = [(tenant, self.type_iri, "", "")]
+    def type_attrs(self, count: int, tenant: str = "") -> list[Row]:
+        """The discovery census rows (tenant, type, attr, kind, n) of `count` such entities."""
         kinds = {"refRoadSegment": "Relationship", "location": "GeoProperty"}
-        rows += [(tenant, self.type_iri, name, kinds.get(term, "Property"))
+        rows: list[Row] = [(tenant, self.type_iri, "", "", count)]
+        rows += [(tenant, self.type_iri, name, kinds.get(term, "Property"), count)
                  for term, name in self.names.items()]
         return rows
 
@@ -243,7 +244,8 @@ def load_entities(store: SqlStore, target: StoreTarget, count: int, city: City, 
                 "geo_index": (("tenant", "eid", "path", "min_x", "min_y", "max_x", "max_y"), geo),
             })
             progress.advance(task, len(entities))
-    writer.write({"type_attrs": (("tenant", "type", "attr", "kind"), rows.type_attrs())})
+    writer.write({"type_attrs": (("tenant", "type", "attr", "kind", "n"),
+                                 rows.type_attrs(count))})
     if store.db.dialect == "postgres":
         with store.db.transaction(write=True) as conn:
             conn.execute("SELECT setval(pg_get_serial_sequence('entities', 'eid'), ?)", (count,))

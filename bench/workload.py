@@ -87,14 +87,15 @@ class Reading:
 
 
 def _unit(*key: int) -> float:
-    """A uniform number in [0, 1) that is a pure function of `key` (splitmix64 of its mix);
-    much cheaper than seeding a random.Random per entity."""
+    """A uniform number in [0, 1) that is a pure function of `key` (the splitmix64 finalizer
+    applied per part); much cheaper than seeding a random.Random per entity."""
     z = 0
     for part in key:
-        z = (z * 0x9E3779B97F4A7C15 + part + 0x632BE59BD9B4E5) & _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return ((z ^ (z >> 31)) >> 11) / 9007199254740992.0
+        z = (z ^ (part * 0x9E3779B97F4A7C15)) & _MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        z ^= z >> 31
+    return (z >> 11) / 9007199254740992.0
 
 
 def reading(i: int, city: City, version: int = 0, seed: int = 7) -> Reading:

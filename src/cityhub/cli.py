@@ -8,9 +8,11 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from cityhub import __version__
+from cityhub.config import Settings
 
 app = typer.Typer(
     name="cityhub",
@@ -28,15 +30,14 @@ def fail(message: str) -> typer.Exit:
 
 
 def free_port(host: str, preferred: int) -> int:
-    """`preferred` if nobody listens there, else a free port the OS picks."""
+    """`preferred` if nobody listens there, else (or for 0) a free port the OS picks."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, preferred))
-            return preferred
         except OSError:
             probe.bind((host, 0))
-            port: int = probe.getsockname()[1]
-            return port
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _configure_logging(level: str) -> None:
@@ -47,25 +48,47 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def load_settings() -> Settings:
+    """Settings from the environment, or one readable line naming the bad CITYHUB_ variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        raise fail(
+            f"invalid setting {name} (CITYHUB_{name.upper()}={first.get('input')!r}): "
+            f"{first['msg']}"
+        ) from None
+
+
+def _check_store(settings: Settings) -> None:
+    """Open the store once before serving, so a wrong URL is one line, not a traceback."""
+    from cityhub.store import open_store
+
+    url = settings.resolved_store_url()
+    try:
+        open_store(url).close()
+    except Exception as error:  # any driver error: the user needs the URL and the reason
+        shown = url.split("@")[-1]
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise fail(f"cannot open the store at {shown}: {reason}") from None
+
+
 def _run_hub(host: str, port: int, log_level: str) -> None:
     import uvicorn
 
-    from cityhub.config import Settings
+    from cityhub.api.app import create_app
 
-    try:
-        settings = Settings()
-    except Exception as error:  # pydantic's ValidationError: show it as one line
-        raise fail(f"invalid CITYHUB_ setting: {error}") from None
+    settings = load_settings()
     if settings.public_url is None:
         settings.public_url = f"http://{host}:{port}"
     _configure_logging(log_level)
+    _check_store(settings)
     console.print(
         f"cityhub hub on [bold]http://{host}:{port}[/] "
         f"(NGSI-LD at /ngsi-ld/v1, OpenAPI at /docs), store: "
         f"{settings.resolved_store_url().split('@')[-1]}"
     )
-    from cityhub.api.app import create_app
-
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
                 access_log=False)
 

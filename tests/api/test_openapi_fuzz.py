@@ -59,9 +59,16 @@ SEED_CONTEXT = {"@context": {"FuzzCar": "https://example.org/FuzzCar"}}
 # Filled in by the `hub` fixture: the local id the hub gave the seeded @context.
 SEEDED_CONTEXT_IDS: list[str] = []
 
+# Fuzzing with valid and invalid data. The coverage phase is off: its boundary cases (thousands
+# per operation, 10,000-entity batches) take minutes; the seeded fuzzing phase keeps this bounded.
+CONFIG = schemathesis.Config.from_dict({
+    "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+    "generation": {"mode": "all"},
+})
 SCHEMA = schemathesis.openapi.from_dict(
     # The schema only: this app never starts, so its settings are never used.
-    create_app(Settings(data_dir=Path("unused"))).openapi()
+    create_app(Settings(data_dir=Path("unused"))).openapi(),
+    config=CONFIG,
 ).include(path_regex=f"^{API}/")
 
 

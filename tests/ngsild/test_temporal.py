@@ -75,6 +75,17 @@ def test_duration_parser_never_fails_otherwise(text: str) -> None:
         tl.parse_duration(text)
 
 
+def test_durations_near_the_end_of_time() -> None:
+    with pytest.raises(BadRequestData, match="too long"):
+        tl.parse_duration("P" + "9" * 5000 + "D")
+    late = datetime(9999, 6, 1, tzinfo=UTC)
+    with pytest.raises(BadRequestData, match="9999"):
+        tl.Buckets.build(late.timestamp(), late.timestamp() + 86400 * 300, tl.Duration(months=12))
+    ages = tl.parse_duration("P999999999999D")
+    _start, end = tl.Buckets.build(late.timestamp(), late.timestamp(), ages).span(0)
+    assert tl.epoch_text(end) == "9999-12-31T23:59:59.000000Z"
+
+
 def test_calendar_durations_clamp_to_the_end_of_the_month() -> None:
     start = datetime(2026, 1, 31, 6, tzinfo=UTC)
     month = tl.Duration(months=1)
@@ -166,6 +177,30 @@ def test_any_time_at_text_parses_or_is_bad_request(text: str) -> None:
         return
     assert query.time_at is not None
     assert query.time_at.tzinfo is not None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+MEMBERS = ("timerel", "time_at", "end_time_at", "timeproperty", "last_n", "aggr_methods",
+           "aggr_period")
+
+
+@given(st.dictionaries(st.sampled_from(MEMBERS), json_values), st.booleans())
+def test_any_json_in_a_temporal_q_is_parsed_or_bad_request(members: dict[str, Any],
+                                                           aggregated: bool) -> None:
+    """A Query's temporalQ carries JSON: every value is a query or BadRequestData."""
+    options = "aggregatedValues" if aggregated else None
+    try:
+        query = tl.parse_temporal_query(**members, options=options)
+    except BadRequestData:
+        return
+    assert query.timerel in (None, *tl.TIMERELS)
+    assert query.last_n is None or query.last_n >= 1
+    assert set(query.aggr_methods) <= set(tl.AGGR_METHODS)
 
 
 # -- aggregation --------------------------------------------------------------------------------
@@ -285,7 +320,8 @@ def test_bad_temporal_payloads(body: Any) -> None:
 
 def test_instance_ids_name_history_rows() -> None:
     assert tl.instance_hid(tl.instance_urn(42)) == 42
-    for bad in ("urn:ngsi-ld:attribute-instance:x", "urn:other:1", "42"):
+    prefix = tl.INSTANCE_PREFIX
+    for bad in (prefix + "x", "urn:other:1", "42", prefix + "\u00b2", prefix + "9" * 30):
         with pytest.raises(BadRequestData):
             tl.instance_hid(bad)
 

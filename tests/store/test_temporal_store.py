@@ -171,6 +171,18 @@ def test_last_n_keeps_the_last_periods(temporal: TemporalStore, vehicle: Entity)
     assert [b.values["max"] for b in buckets] == [50, 60]
 
 
+def test_fine_periods_are_cut_at_the_instance_limit(
+    store: SqlStore, clock: Clock, vehicle: Entity
+) -> None:
+    small = TemporalStore(store, clock=clock, instance_limit=2)
+    fine = query(options="aggregatedValues", aggr_methods="max", aggr_period="PT10M")
+    first = small.read("", vehicle, fine, {SPEED})[SPEED]
+    assert ([b.values["max"] for b in first.items], first.truncated) == ([10, 20], True)
+    last = small.read("", vehicle, query(options="aggregatedValues", aggr_methods="max",
+                                         aggr_period="PT10M", last_n=2), {SPEED})[SPEED]
+    assert ([b.values["max"] for b in last.items], last.truncated) == ([50, 60], False)
+
+
 def test_sql_aggregation_agrees_with_the_reference(
     temporal: TemporalStore, service: EntityService, clock: Clock,
     monkeypatch: pytest.MonkeyPatch,

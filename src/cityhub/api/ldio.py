@@ -54,8 +54,10 @@ async def read_json(request: Request) -> tuple[Any, LdContext]:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidRequest(f"request body is not valid JSON: {error}") from None
+    # A batch (an array of entities) carries its @context in each entity: read the first one's.
+    carrier = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
     context = jsonld.request_context(
-        request.headers.get("content-type"), request.headers.getlist("link"), body
+        request.headers.get("content-type"), request.headers.getlist("link"), carrier
     )
     return body, LdContext(context, _resolver(request).term_map(context))
 

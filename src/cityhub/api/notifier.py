@@ -119,7 +119,7 @@ class Notifier:
 
     async def _run(self) -> None:
         next_sweep = 0.0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             free = self.config.workers - len(self._tasks)
             claims: list[Claim] = []
@@ -142,8 +142,9 @@ class Notifier:
                 task.add_done_callback(self._finished)
             if claims and len(claims) == free:
                 continue  # maybe more work waits: look again at once
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_s)
+            try:  # not wait_for: before 3.12 it can swallow a cancellation
+                async with asyncio.timeout(self.config.poll_s):
+                    await self._wake.wait()
                 await asyncio.sleep(0.005)  # let the waking write commit
             except TimeoutError:
                 pass

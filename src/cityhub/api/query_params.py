@@ -27,6 +27,8 @@ _FORMATS: dict[str, Form] = {
 }
 _OPTIONS = {"keyValues", "simplified", "concise", "normalized", "sysAttrs", "noOverwrite",
             "replace", "update"}
+# The largest offset both SQL back-ends take (a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
 
 
 def split_list(raw: str | None, what: str) -> list[str] | None:
@@ -36,6 +38,42 @@ def split_list(raw: str | None, what: str) -> list[str] | None:
     if not all(items):
         raise BadRequestData(f"{what} has an empty item: {raw!r}")
     return items
+
+
+def _text(value: object, what: str) -> str | None:
+    """A string member of a Query object (GET parameters always are strings)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRequestData(f"{what} must be a string, got {type(value).__name__}")
+
+
+def _names(value: object, what: str) -> list[str] | None:
+    """A comma-separated string or a JSON array of non-empty strings."""
+    if value is None or isinstance(value, str):
+        return split_list(value, what)
+    if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
+        return list(value)
+    raise BadRequestData(f"{what} must be a comma-separated string or an array of names")
+
+
+def entity_selectors(raw: object) -> tuple[str | None, list[str] | None, str | None]:
+    """The `entities` member of a Query object -> (type, ids, idPattern) for `build_query`."""
+    if raw is None:
+        return None, None, None
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        raise BadRequestData("entities must be an array of EntitySelectors")
+    types: list[str] = []
+    ids: list[str] = []
+    patterns: list[str] = []
+    for selector in raw:
+        for member, found in (("type", types), ("id", ids), ("idPattern", patterns)):
+            value = selector.get(member)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise BadRequestData(f"EntitySelector {member} must be a non-empty string")
+            if value is not None:
+                found.append(value)
+    return (",".join(types) or None, ids or None,
+            "|".join(f"(?:{p})" for p in patterns) or None)
 
 
 def parse_options(raw: str | None) -> set[str]:
@@ -69,8 +107,9 @@ def entity_filter(
     geometry: Annotated[str | None, Query(description="Point, Polygon, ...")] = None,
     coordinates: Annotated[str | None, Query(description="GeoJSON coordinates")] = None,
     geoproperty: Annotated[str | None, Query(description="GeoProperty to test (location)")] = None,
-    limit: Annotated[int | None, Query(ge=0, description="Page size (default 20)")] = None,
-    offset: Annotated[int, Query(ge=0, description="Entities to skip")] = 0,
+    limit: Annotated[int | None, Query(ge=0, description="Page size (default 20, at most the "
+                                       "hub's max_limit)")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Entities to skip")] = 0,
     count: Annotated[bool, Query(description="Return NGSILD-Results-Count")] = False,
 ) -> EntityFilter:
     max_limit = request.app.state.settings.max_limit
@@ -111,7 +150,11 @@ def build_query(
         raise BadRequestData(f"limit {limit} is above the maximum {max_limit}")
     if limit == 0 and not count:
         raise BadRequestData("limit=0 is only allowed together with count=true")
-    ids = split_list(id_, "id") if isinstance(id_, str) else id_
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadRequestData(f"offset must be between 0 and {MAX_OFFSET}")
+    ids = _names(id_, "id")
+    type_, id_pattern = _text(type_, "type"), _text(id_pattern, "idPattern")
+    q, scope_q = _text(q, "q"), _text(scope_q, "scopeQ")
     if id_pattern is not None:
         import re
 
@@ -119,7 +162,7 @@ def build_query(
             re.compile(id_pattern)
         except re.error as error:
             raise BadRequestData(f"idPattern is not a valid regular expression: {error}") from None
-    attr_list = split_list(attrs, "attrs") if isinstance(attrs, str) else attrs
+    attr_list = _names(attrs, "attrs")
     geoq = geo_query if geo_query is not None else geoquery.parse_geoquery(
         georel, geometry, coordinates, geoproperty
     )
@@ -187,9 +230,10 @@ def make_view(
         form = "keyValues"
     elif "concise" in option_set:
         form = "concise"
-    attr_list = split_list(attrs, "attrs") if isinstance(attrs, str) else attrs
-    pick_list = split_list(pick, "pick") if isinstance(pick, str) else pick
-    omit_list = (split_list(omit, "omit") if isinstance(omit, str) else omit) or []
+    attr_list = _names(attrs, "attrs")
+    pick_list = _names(pick, "pick")
+    omit_list = _names(omit, "omit") or []
+    lang = _text(lang, "lang")
     if pick_list is not None and omit:
         raise BadRequestData("pick and omit cannot be used together")
     shown: set[str] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from cityhub.ngsild import geojson
 from cityhub.ngsild.errors import BadRequestData
@@ -63,12 +63,15 @@ def parse_datetime(text: object, member: str) -> datetime:
         raise BadRequestData(f"{member} is not an ISO 8601 date-time: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise BadRequestData(f"{member} is out of the range of date-times: {text!r}") from None
 
 
 def format_datetime(moment: datetime) -> str:
     """The one textual form of instants the broker stores and returns (UTC, microseconds)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def normalize_datetime(text: object, member: str) -> str:
@@ -88,7 +91,7 @@ def parse_scope(raw: object) -> list[str]:
     for scope in scopes:
         if not isinstance(scope, str) or not re.fullmatch(r"(/[^/#+\s]+)+", scope):
             raise BadRequestData(f"invalid scope {scope!r}: expected /a/b/c")
-    return sorted(set(scopes))  # type: ignore[arg-type]
+    return sorted(set(scopes))
 
 
 def parse_entity(
@@ -108,9 +111,8 @@ def parse_entity(
         raise BadRequestData("entity type is missing")
     if body.get("scope") is not None:
         entity["scope"] = parse_scope(body["scope"])
-    entity["attrs"] = parse_attributes(
-        {k: v for k, v in body.items() if k not in ENTITY_CORE_MEMBERS}, terms, allow_null=allow_null
-    )
+    members = {k: v for k, v in body.items() if k not in ENTITY_CORE_MEMBERS}
+    entity["attrs"] = parse_attributes(members, terms, allow_null=allow_null)
     return entity
 
 
@@ -140,31 +142,38 @@ def parse_attribute(
     return [_parse_instance(iri, raw, terms, allow_null)]
 
 
+def _is_one_of(value: object, names: frozenset[str]) -> TypeGuard[str]:
+    """Membership that tolerates any JSON value (a list or an object is unhashable)."""
+    return isinstance(value, str) and value in names
+
+
 def _looks_like_instance(item: object) -> bool:
     return isinstance(item, dict) and (
-        item.get("type") in ATTRIBUTE_TYPES or any(m in item for m in _IMPLIED_TYPE)
+        _is_one_of(item.get("type"), ATTRIBUTE_TYPES) or any(m in item for m in _IMPLIED_TYPE)
     )
 
 
 def _is_geometry(value: object) -> bool:
-    return isinstance(value, dict) and value.get("type") in _GEOMETRY_TYPES and "coordinates" in value
+    return (
+        isinstance(value, dict)
+        and _is_one_of(value.get("type"), _GEOMETRY_TYPES)
+        and "coordinates" in value
+    )
 
 
 def _parse_instance(iri: str, raw: object, terms: Terms, allow_null: bool) -> Instance:
-    if not isinstance(raw, dict) or not (
-        raw.get("type") in ATTRIBUTE_TYPES or any(m in raw for m in _IMPLIED_TYPE)
-    ):
+    if not isinstance(raw, dict) or not _looks_like_instance(raw):
         # Concise form: a bare value (or a bare GeoJSON geometry).
         if raw is None:
             raise BadRequestData(f"attribute {iri} has a null value")
-        kind = "GeoProperty" if _is_geometry(raw) or iri in GEO_ATTRIBUTES else "Property"
-        raw = {"type": kind, "value": raw}
+        geo = _is_geometry(raw) or iri in GEO_ATTRIBUTES
+        raw = {"type": "GeoProperty" if geo else "Property", "value": raw}
     kind = raw.get("type")
     if kind is None:
         kind = next(k for m, k in _IMPLIED_TYPE.items() if m in raw)
         if kind == "Property" and (_is_geometry(raw.get("value")) or iri in GEO_ATTRIBUTES):
             kind = "GeoProperty"
-    if kind not in ATTRIBUTE_TYPES:
+    if not _is_one_of(kind, ATTRIBUTE_TYPES):
         raise BadRequestData(f"attribute {iri} has unknown type {kind!r}")
     member = VALUE_MEMBER[kind]
     if member not in raw:

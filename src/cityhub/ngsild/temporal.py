@@ -45,6 +45,7 @@ _REPRESENTATIONS: dict[str, Representation] = {
     "aggregatedValues": "aggregatedValues",
 }
 _OPTIONS = frozenset({*_REPRESENTATIONS, "sysAttrs"})
+_LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 # The member holding an attribute's values in the simplified (temporalValues) form, per type.
 VALUES_MEMBER = {
     "Property": "values",
@@ -79,20 +80,27 @@ class Duration:
     def times(self, start: datetime, k: int) -> datetime:
         """`start` plus k times this duration (months first, clamped to the month's last day)."""
         moment = start
-        if self.months:
-            total = moment.month - 1 + self.months * k
-            year, month = moment.year + total // 12, total % 12 + 1
-            day = min(moment.day, calendar.monthrange(year, month)[1])
-            moment = moment.replace(year=year, month=month, day=day)
-        return moment + timedelta(seconds=self.seconds * k)
+        try:
+            if self.months:
+                total = moment.month - 1 + self.months * k
+                year, month = moment.year + total // 12, total % 12 + 1
+                day = min(moment.day, calendar.monthrange(year, month)[1])
+                moment = moment.replace(year=year, month=month, day=day)
+            return moment + timedelta(seconds=self.seconds * k)
+        except (ValueError, OverflowError):
+            raise BadRequestData("aggregation periods run past the year 9999") from None
 
 
-def parse_duration(text: str) -> Duration:
+def parse_duration(text: object) -> Duration:
     """`P[n]Y[n]M[n]W[n]DT[n]H[n]M[n]S` (aggrPeriodDuration) -> Duration; else BadRequestData."""
+    if not isinstance(text, str):
+        raise BadRequestData(f"aggrPeriodDuration must be an ISO 8601 duration, got {text!r}")
     match = _DURATION.fullmatch(text.strip())
     if match is None or text.strip() in ("P", "") or text.strip().endswith("T"):
         raise BadRequestData(f"aggrPeriodDuration is not an ISO 8601 duration: {text!r}")
     part = {k: (v or "0") for k, v in match.groupdict().items()}
+    if any(len(v) > 12 for v in part.values()):
+        raise BadRequestData(f"aggrPeriodDuration is too long: {text!r}")
     seconds = (
         int(part["W"]) * 604800 + int(part["D"]) * 86400 + int(part["h"]) * 3600
         + int(part["m"]) * 60 + float(part["s"].replace(",", "."))
@@ -148,10 +156,14 @@ def parse_options(options: str | None, format_: str | None) -> tuple[Representat
     return representation, "sysAttrs" in items
 
 
-def _methods(raw: str | Sequence[str] | None) -> tuple[str, ...]:
+def _methods(raw: object) -> tuple[str, ...]:
     if raw is None:
         return ()
-    items = [m.strip() for m in (raw.split(",") if isinstance(raw, str) else raw)]
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    if not isinstance(raw, list | tuple) or not all(isinstance(m, str) for m in raw):
+        raise BadRequestData("aggrMethods must be a comma-separated string or an array of names")
+    items = [m.strip() for m in raw]
     for method in items:
         if method not in AGGR_METHODS:
             raise BadRequestData(
@@ -160,32 +172,35 @@ def _methods(raw: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _last_n(raw: str | int | None) -> int | None:
+def _last_n(raw: object) -> int | None:
     if raw is None or raw == "":
         return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise BadRequestData(f"lastN must be a positive integer, got {raw!r}")
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except ValueError:
         raise BadRequestData(f"lastN must be a positive integer, got {raw!r}") from None
-    if value < 1 or isinstance(raw, bool):
+    if value < 1:
         raise BadRequestData(f"lastN must be a positive integer, got {raw!r}")
     return value
 
 
 def parse_temporal_query(
     *,
-    timerel: str | None = None,
-    time_at: str | None = None,
-    end_time_at: str | None = None,
-    timeproperty: str | None = None,
-    last_n: str | int | None = None,
-    aggr_methods: str | Sequence[str] | None = None,
-    aggr_period: str | None = None,
+    timerel: object = None,
+    time_at: object = None,
+    end_time_at: object = None,
+    timeproperty: object = None,
+    last_n: object = None,
+    aggr_methods: object = None,
+    aggr_period: object = None,
     options: str | None = None,
     format_: str | None = None,
 ) -> TemporalQuery:
-    """Validate the temporal parameters of a request; any inconsistency is BadRequestData."""
-    if timerel is not None and timerel not in TIMERELS:
+    """Validate the temporal parameters of a request (query parameters, or the members of a
+    Query's temporalQ, hence any JSON value); any inconsistency is BadRequestData."""
+    if timerel is not None and (not isinstance(timerel, str) or timerel not in TIMERELS):
         raise BadRequestData(f"timerel must be one of {', '.join(TIMERELS)}, got {timerel!r}")
     if (timerel is None) != (time_at is None):
         raise BadRequestData("timerel and timeAt must be given together")
@@ -198,7 +213,7 @@ def parse_temporal_query(
         if end <= start:
             raise BadRequestData("endTimeAt must be later than timeAt")
     prop = timeproperty or "observedAt"
-    if prop not in TIME_PROPERTIES:
+    if not isinstance(prop, str) or prop not in TIME_PROPERTIES:
         raise BadRequestData(f"timeproperty must be one of {', '.join(TIME_PROPERTIES)}")
     representation, sys_attrs = parse_options(options, format_)
     methods = _methods(aggr_methods)
@@ -281,13 +296,14 @@ def instance_urn(hid: int) -> str:
 def instance_hid(instance_id: str) -> int:
     """The history row an instanceId names; ResourceNotFound is the caller's call."""
     digits = instance_id.removeprefix(INSTANCE_PREFIX)
-    if digits == instance_id or not digits.isdigit():
+    if digits == instance_id or not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         raise BadRequestData(f"not an instanceId of this broker: {instance_id!r}")
     return int(digits)
 
 
 def epoch_text(epoch: float) -> str:
-    return format_datetime(datetime.fromtimestamp(epoch, UTC))
+    """An epoch in the stored form; a bucket ending past the year 9999 ends with it."""
+    return format_datetime(datetime.fromtimestamp(min(epoch, _LAST_EPOCH), UTC))
 
 
 def row_value(row: HistoryRow) -> Any:

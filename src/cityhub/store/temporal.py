@@ -214,9 +214,13 @@ class TemporalStore:
             else:  # t >= origin, so truncation is floor
                 index, index_params = f"CAST(({column} - ?) / ? AS INTEGER)", [
                     buckets.origin, buckets.period.seconds]
+            # never more periods than an answer may hold (the newest ones for lastN)
+            last_n, cap = query.last_n, self.instance_limit + 1
+            order, cap = ("DESC", min(last_n, cap)) if last_n is not None else ("ASC", cap)
             found = conn.execute(
                 f"SELECT dataset_id, {index} AS b, {exprs} FROM attr_history "
-                f"WHERE {where} GROUP BY dataset_id, b",
+                f"WHERE {where} GROUP BY dataset_id, b ORDER BY b {order}, dataset_id "
+                f"LIMIT {int(cap)}",
                 [*index_params, *shifts, *params],
             ).fetchall()
         if any(r[2] != r[3] for r in found):

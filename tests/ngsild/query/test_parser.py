@@ -84,7 +84,8 @@ def test_spec_examples_parse_to_the_expected_tree(text: str, expected: object) -
     ("a==-5.5..-1e2", cmp("a", "==", Range(Number(-5.5), Number(-100.0)))),
     ("a!=2026-01-01..2026-02-01T00:00:00+02:00", cmp("a", "!=", Range(
         Date(date(2026, 1, 1)), DateTime(datetime(2026, 1, 31, 22, tzinfo=UTC))))),
-    ("a==10:00..11:30:00.25Z", cmp("a", "==", Range(Time(time(10)), Time(time(11, 30, 0, 250000))))),
+    ("a==10:00..11:30:00.25Z",
+     cmp("a", "==", Range(Time(time(10)), Time(time(11, 30, 0, 250000))))),
     ("a==01:00+02:00", cmp("a", "==", Time(time(23)))),
     ("a==true,false", cmp("a", "==", ValueList((Bool(True), Bool(False))))),
     ("rel==urn:ngsi-ld:X:1", cmp("rel", "==", Uri("urn:ngsi-ld:X:1"))),
@@ -110,7 +111,8 @@ def test_terms_values_and_precedence(text: str, expected: object) -> None:
 
 def test_numbers_keep_integer_and_float_apart() -> None:
     value = parse_q("a==10000000000000000000001").value  # type: ignore[union-attr]
-    assert isinstance(value, Number) and value.value == 10**22 + 1
+    assert isinstance(value, Number)
+    assert value.value == 10**22 + 1
     assert isinstance(parse_q("a==1.0").value.value, float)  # type: ignore[union-attr]
 
 
@@ -216,7 +218,7 @@ def test_printing_uses_the_fewest_parentheses() -> None:
     assert str(parse_q("a==2026-01-01T12:00:00.5+02:00")) == "a==2026-01-01T10:00:00.500000Z"
 
 
-@settings(max_examples=80)
+@settings(max_examples=60)
 @given(q_exprs())
 def test_q_round_trips_through_text(expr: object) -> None:
     assert parse_q(str(expr)) == expr
@@ -234,7 +236,7 @@ def test_scope_queries_round_trip(expr: object) -> None:
     assert parse_scope_q(str(expr)) == expr
 
 
-Q_ALPHABET = st.sampled_from(list('ab.[]()|;,!=<>~"\\ 0123456789-:TZ+#/{}*') + ["..", "true"])
+Q_ALPHABET = st.sampled_from([*'ab.[]()|;,!=<>~"\\ 0123456789-:TZ+#/{}*', "..", "true"])
 
 
 @settings(max_examples=150)
@@ -244,4 +246,7 @@ def test_any_text_parses_or_raises_bad_request_data(text: str) -> None:
         try:
             parse(text)
         except BadRequestData as error:
-            assert error.detail.startswith("Invalid ")
+            detail = error.detail
+        else:
+            continue
+        assert detail.startswith("Invalid ")

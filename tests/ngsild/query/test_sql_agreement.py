@@ -43,10 +43,9 @@ Select = Callable[[str, list[object]], set[str]]
 
 # Shrinking a failure here takes minutes (the examples are costly to build); the assertion
 # message already names the expression and its SQL.
-AGREEMENT = settings(max_examples=50, deadline=None, phases=[Phase.explicit, Phase.reuse,
+AGREEMENT = settings(max_examples=40, deadline=None, phases=[Phase.explicit, Phase.reuse,
                                                              Phase.generate],
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+                     suppress_health_check=[HealthCheck.too_slow])
 
 
 def _load(execute_many: Callable[[str, Iterable[Any]], Any], world: World) -> None:
@@ -65,7 +64,7 @@ def _check(select: Select, dialect: str, world: World, cases: list[Any]) -> None
                         if owner == tenant and matcher(expr, entity)}
             for bound in (tenant, None):
                 sql, params = compiler(expr, dialect, "e", tenant=bound)
-                found = select(f"SELECT e.id FROM entities e WHERE e.tenant = ? AND {sql}",
+                found = select(f"SELECT e.id FROM entities e WHERE e.tenant = ? AND {sql}",  # noqa: S608 - compiled SQL, values are parameters
                                [tenant, *params])
                 assert found == expected, (str(expr), bound, sql)
 
@@ -142,7 +141,7 @@ def _random_cases(data: st.DataObject, world: World) -> list[Any]:
     cases += [(compile_type, expand(t, expand_term), type_matches)
               for t in data.draw(st.lists(pool_types, min_size=2, max_size=2), label="types")]
     cases += [(compile_scope, scope, scope_matches)
-              for scope in data.draw(st.lists(pool_scopes, min_size=3, max_size=3),
+              for scope in data.draw(st.lists(pool_scopes, min_size=4, max_size=4),
                                      label="scopeQ")]
     return cases
 
@@ -189,5 +188,5 @@ def test_tenants_stay_apart(dialect: str, request: pytest.FixtureRequest) -> Non
     for tenant, expected in (("t1", CAR["id"]), ("t2", DECOY["id"])):
         for bound in (tenant, None):
             sql, params = compile_q(expr, dialect, "e", tenant=bound)  # type: ignore[arg-type]
-            assert select(f"SELECT e.id FROM entities e WHERE e.tenant = ? AND {sql}",
-                          [tenant, *params]) == {expected}
+            query = f"SELECT e.id FROM entities e WHERE e.tenant = ? AND {sql}"  # noqa: S608
+            assert select(query, [tenant, *params]) == {expected}

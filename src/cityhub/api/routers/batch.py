@@ -17,7 +17,13 @@ from cityhub.api.ldio import (
     negotiate,
     read_json,
 )
-from cityhub.api.query_params import build_query, make_view, parse_options
+from cityhub.api.query_params import (
+    MAX_OFFSET,
+    build_query,
+    entity_selectors,
+    make_view,
+    parse_options,
+)
 from cityhub.api.routers.entities import render_list
 from cityhub.ngsild import geoquery
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
@@ -194,7 +200,7 @@ async def post_query(
     store: StoreDep,
     accept: AcceptHeader,
     limit: Annotated[int | None, Query(ge=0)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
     options: str | None = None,
     format_: Annotated[str | None, Query(alias="format")] = None,
@@ -203,18 +209,13 @@ async def post_query(
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData('expected a Query object: {"type": "Query", ...}')
     media = negotiate(accept)
-    entities_sel = body.get("entities") or []
-    if not isinstance(entities_sel, list):
-        raise BadRequestData("entities must be an array of EntitySelectors")
-    types = [s.get("type") for s in entities_sel if isinstance(s, dict) and s.get("type")]
-    ids = [s["id"] for s in entities_sel if isinstance(s, dict) and s.get("id")]
-    patterns = [s["idPattern"] for s in entities_sel if isinstance(s, dict) and s.get("idPattern")]
+    types, ids, pattern = entity_selectors(body.get("entities"))
     geo_q = body.get("geoQ")
     query = build_query(
         ctx.terms,
-        type_=",".join(types) if types else None,
-        id_=ids or None,
-        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
+        type_=types,
+        id_=ids,
+        id_pattern=pattern,
         q=body.get("q"),
         scope_q=body.get("scopeQ"),
         attrs=body.get("attrs"),

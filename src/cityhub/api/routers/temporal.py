@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from cityhub.api import openapi as api
 from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant
 from cityhub.api.ldio import (
     AcceptHeader,
@@ -21,7 +22,13 @@ from cityhub.api.ldio import (
     read_json,
     strip_context,
 )
-from cityhub.api.query_params import FilterDep, build_query, split_list
+from cityhub.api.query_params import (
+    MAX_OFFSET,
+    FilterDep,
+    build_query,
+    entity_selectors,
+    split_list,
+)
 from cityhub.ngsild import geoquery
 from cityhub.ngsild import temporal as tl
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
@@ -32,6 +39,45 @@ from cityhub.store.temporal import TemporalStore
 
 router = APIRouter(prefix="/temporal", tags=["temporal"])
 _LOCK = threading.Lock()
+_INSTANCES: api.Schema = {
+    "description": "One instance, or an array of instances (several may share a datasetId: "
+    "observedAt tells them apart in time)",
+    "anyOf": [api.INSTANCE, {"type": "array", "items": api.INSTANCE, "minItems": 1}],
+}
+TEMPORAL_ENTITY: api.Schema = {
+    "type": "object",
+    "description": "An entity in the temporal representation (type is needed to create one)",
+    "required": ["id"],
+    "properties": {"id": api.URI, "type": api.NAMES, "scope": api.SCOPE},
+    "propertyNames": api.NAME,
+    "additionalProperties": _INSTANCES,
+}
+TEMPORAL_ATTRIBUTES: api.Schema = {
+    "type": "object",
+    "description": "Attribute instances to add, by attribute name",
+    "minProperties": 1,
+    "propertyNames": api.NAME,
+    "additionalProperties": _INSTANCES,
+}
+TEMPORAL_Q: api.Schema = {
+    "type": "object",
+    "description": "The TemporalQuery data type (NGSI-LD 5.2.21)",
+    "properties": {
+        "timerel": {"enum": list(tl.TIMERELS)},
+        "timeAt": {"type": "string", "format": "date-time"},
+        "endTimeAt": {"type": "string", "format": "date-time"},
+        "timeproperty": {"enum": list(tl.TIME_PROPERTIES)},
+        "lastN": {"type": "integer", "minimum": 1},
+        "aggrMethods": {"type": "array", "items": {"enum": list(tl.AGGR_METHODS)}},
+        "aggrPeriodDuration": {"type": "string", "description": "ISO 8601 duration"},
+    },
+}
+TEMPORAL_QUERY: api.Schema = {**api.QUERY, "properties": {**api.QUERY["properties"],
+                                                          "temporalQ": TEMPORAL_Q}}
+_ANSWER = "; 206 with Content-Range when instances were left out past the instance limit"
+_ONE = api.entity_content(api.ENTITY_OUT, None, "The entity's temporal evolution" + _ANSWER)
+_MANY = api.entity_content({"type": "array", "items": api.ENTITY_OUT}, None,
+                           "The entities' temporal evolution" + _ANSWER)
 
 
 def get_temporal(request: Request) -> TemporalStore:
@@ -98,7 +144,8 @@ def _query_entities(
     return _answer(result.entities, series, query, ctx, media, headers)
 
 
-@router.get("/entities", summary="Query the temporal evolution of entities")
+@router.get("/entities", summary="Query the temporal evolution of entities",
+            responses=api.responses(400, 404, 406, status_200=_MANY, status_206=_MANY))
 def query_temporal(
     tenant: ReadTenant, store: StoreDep, temporal: TemporalDep, filt: FilterDep,
     query: TemporalQueryDep, accept: AcceptHeader,
@@ -107,7 +154,16 @@ def query_temporal(
                            negotiate(accept, geo=False))
 
 
-@router.post("/entities", summary="Create a temporal entity or add instances to it")
+@router.post(
+    "/entities",
+    status_code=201,
+    summary="Create a temporal entity or add instances to it",
+    response_class=Response,
+    responses=api.responses(400, 415, 503, status_201={
+        "description": "Created; Location holds its temporal URL"}, status_204={
+        "description": "The entity existed; the instances were added"}),
+    openapi_extra=api.request_body(TEMPORAL_ENTITY, "The temporal entity"),
+)
 async def create_temporal(request: Request, tenant: WriteTenant, temporal: TemporalDep) -> Response:
     body, ctx = await read_json(request)
     parsed = tl.parse_temporal_entity(strip_context(body), ctx.terms)
@@ -117,7 +173,8 @@ async def create_temporal(request: Request, tenant: WriteTenant, temporal: Tempo
     return Response(status_code=201, headers={"Location": location})
 
 
-@router.get("/entities/{entityId}", summary="Retrieve the temporal evolution of an entity")
+@router.get("/entities/{entityId}", summary="Retrieve the temporal evolution of an entity",
+            responses=api.responses(400, 404, 406, status_200=_ONE, status_206=_ONE))
 def retrieve_temporal(
     entityId: str,
     tenant: ReadTenant, store: StoreDep, temporal: TemporalDep, ctx: LinkContext,
@@ -141,7 +198,8 @@ def retrieve_temporal(
     return ld_response(body, ctx, media, status=206 if page else 200, headers=headers)
 
 
-@router.delete("/entities/{entityId}", status_code=204, summary="Delete a temporal entity")
+@router.delete("/entities/{entityId}", status_code=204, summary="Delete a temporal entity",
+               response_class=Response, responses=api.responses(400, 404))
 def delete_temporal(
     entityId: str, tenant: ReadTenant, temporal: TemporalDep
 ) -> Response:
@@ -150,7 +208,9 @@ def delete_temporal(
 
 
 @router.post("/entities/{entityId}/attrs", status_code=204,
-             summary="Add attribute instances to a temporal entity")
+             summary="Add attribute instances to a temporal entity", response_class=Response,
+             responses=api.responses(400, 404, 415, 503),
+             openapi_extra=api.request_body(TEMPORAL_ATTRIBUTES, "The instances to add"))
 async def append_temporal_attrs(
     entityId: str, request: Request, tenant: WriteTenant, temporal: TemporalDep
 ) -> Response:
@@ -164,7 +224,8 @@ async def append_temporal_attrs(
 
 
 @router.delete("/entities/{entityId}/attrs/{attrId}", status_code=204,
-               summary="Delete an attribute and its history")
+               summary="Delete an attribute and its history", response_class=Response,
+               responses=api.responses(400, 404))
 def delete_temporal_attr(
     entityId: str,
     attrId: str,
@@ -178,7 +239,9 @@ def delete_temporal_attr(
 
 
 @router.patch("/entities/{entityId}/attrs/{attrId}/{instanceId}", status_code=204,
-              summary="Modify one recorded attribute instance")
+              summary="Modify one recorded attribute instance", response_class=Response,
+              responses=api.responses(400, 404, 415, 503),
+              openapi_extra=api.request_body(api.ATTRIBUTE_FRAGMENT, "The instance's new members"))
 async def modify_temporal_instance(
     entityId: str, attrId: str, instanceId: str,
     request: Request, tenant: WriteTenant, temporal: TemporalDep,
@@ -193,7 +256,8 @@ async def modify_temporal_instance(
 
 
 @router.delete("/entities/{entityId}/attrs/{attrId}/{instanceId}", status_code=204,
-               summary="Delete one recorded attribute instance")
+               summary="Delete one recorded attribute instance", response_class=Response,
+               responses=api.responses(400, 404))
 def delete_temporal_instance(
     entityId: str, attrId: str, instanceId: str,
     tenant: ReadTenant, temporal: TemporalDep, ctx: LinkContext,
@@ -203,12 +267,15 @@ def delete_temporal_instance(
     return Response(status_code=204)
 
 
-@router.post("/entityOperations/query", summary="Query temporal evolution with a Query object")
+@router.post("/entityOperations/query", summary="Query temporal evolution with a Query object",
+             responses=api.responses(400, 404, 406, 415, 503, status_200=_MANY,
+                                     status_206=_MANY),
+             openapi_extra=api.request_body(TEMPORAL_QUERY, "The Query object with temporalQ"))
 async def post_temporal_query(
     request: Request, tenant: ReadTenant, store: StoreDep, temporal: TemporalDep,
     accept: AcceptHeader,
     limit: Annotated[int | None, Query(ge=0)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
     options: str | None = None,
     format_: Annotated[str | None, Query(alias="format")] = None,
@@ -217,21 +284,14 @@ async def post_temporal_query(
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData('expected a Query object: {"type": "Query", ...}')
     media = negotiate(accept, geo=False)
-    selectors = body.get("entities") or []
-    if not isinstance(selectors, list) or not all(isinstance(s, dict) for s in selectors):
-        raise BadRequestData("entities must be an array of EntitySelectors")
     temporal_q = body.get("temporalQ") or {}
     if not isinstance(temporal_q, dict):
         raise BadRequestData("temporalQ must be an object")
-    types = [s["type"] for s in selectors if s.get("type")]
-    ids = [s["id"] for s in selectors if s.get("id")]
-    patterns = [s["idPattern"] for s in selectors if s.get("idPattern")]
+    types, ids, pattern = entity_selectors(body.get("entities"))
     geo_q = body.get("geoQ")
     entity_query = build_query(
         ctx.terms,
-        type_=",".join(types) if types else None,
-        id_=ids or None,
-        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
+        type_=types, id_=ids, id_pattern=pattern,
         q=body.get("q"),
         scope_q=body.get("scopeQ"),
         attrs=body.get("attrs"),
@@ -239,12 +299,10 @@ async def post_temporal_query(
         limit=limit, offset=offset, count=count,
         max_limit=request.app.state.settings.max_limit,
     )
-    last_n = temporal_q.get("lastN")
     query = tl.parse_temporal_query(
         timerel=temporal_q.get("timerel"), time_at=temporal_q.get("timeAt"),
         end_time_at=temporal_q.get("endTimeAt"), timeproperty=temporal_q.get("timeproperty"),
-        last_n=str(last_n) if last_n is not None else None,
-        aggr_methods=temporal_q.get("aggrMethods"),
+        last_n=temporal_q.get("lastN"), aggr_methods=temporal_q.get("aggrMethods"),
         aggr_period=temporal_q.get("aggrPeriodDuration"), options=options, format_=format_,
     )
     return _query_entities(tenant, store, temporal, entity_query, query, ctx, media)

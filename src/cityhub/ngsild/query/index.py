@@ -1,14 +1,19 @@
 """The `attr_index` table: one row per queryable leaf of an entity, so q runs on indexes.
 
 A row is `(tenant, eid, path, kind, num, txt)`; the store supplies tenant and eid and takes
-the rest from `index_rows(entity)`. `path` is a node key (targets.path_key: a JSON array of
-names, e.g. `["https://ex.org/speed","observedAt"]`), or `@type` / `@scope` for the
-entity's types and scopes. `kind`, `num` and `txt` are a leaf (values.py); a node with no
-scalar leaf gets one row of kind "x" so that existence tests see it.
+the rest from `index_rows(entity)`. `path` is a node's 64-bit key (targets.path_key, the hash
+of a readable key such as `["https://ex.org/speed","observedAt"]`), or TYPE_KEY / SCOPE_KEY
+(plan.py) for the entity's types and scopes. `kind`, `num` and `txt` are a leaf (values.py);
+a node with no scalar leaf gets one row of kind "x" so that existence tests see it.
 
-The store deletes an entity's rows with `DELETE FROM attr_index WHERE eid = ?` and inserts
-the new ones on every write. PostgreSQL indexes `left(txt, 150)` rather than txt, because a
-B-tree entry must stay under about 2.7 kB and string values may be longer; sql.py adds the
+Every write deletes an entity's rows and inserts the new ones, so a row costs as little to
+write as the queries allow: an integer path, and one value index `(tenant, path, kind, num,
+txt)` instead of one per value column. It serves every term sql.py emits: existence uses
+`(tenant, path)`, numbers `(tenant, path, kind, num)`, and strings, instants and times
+`(tenant, path, kind, num IS NULL, txt)` (their num is always NULL). The store deletes rows
+by eid itself (for updated and deleted entities), so there is no foreign key to check on
+every inserted row. PostgreSQL indexes `left(txt, 150)` rather than txt, because a B-tree
+entry must stay under about 2.7 kB and string values may be longer; sql.py adds the
 matching `left(...)` conditions.
 """
 
@@ -24,7 +29,7 @@ from cityhub.ngsild.query.values import PRESENT, STRING
 INDEX_COLUMNS = ("path", "kind", "num", "txt")
 TXT_PREFIX = 150
 
-IndexRow = tuple[str, str, float | None, str | None]
+IndexRow = tuple[int, str, float | None, str | None]
 Dialect = Literal["sqlite", "postgres"]
 
 
@@ -44,28 +49,24 @@ def index_rows(entity: Entity) -> list[IndexRow]:
     return list(rows)
 
 
-def index_ddl(dialect: Dialect, *, references: str | None = "entities(eid)") -> list[str]:
-    """CREATE TABLE and CREATE INDEX statements (idempotent) for attr_index.
-
-    `references` is the entity row's primary key that `eid` points at (rows are deleted
-    with their entity); None leaves the foreign key out."""
+def index_ddl(dialect: Dialect) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements (idempotent) for attr_index."""
     if dialect == "sqlite":
-        eid, num, txt, txt_key = "INTEGER", "REAL", "TEXT", "txt"
+        big, num, txt, txt_key = "INTEGER", "REAL", "TEXT", "txt"
     elif dialect == "postgres":
-        eid, num, txt = "BIGINT", "DOUBLE PRECISION", 'TEXT COLLATE "C"'
+        big, num, txt = "BIGINT", "DOUBLE PRECISION", 'TEXT COLLATE "C"'
         txt_key = f"(left(txt, {TXT_PREFIX}))"
     else:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
-    foreign = f" REFERENCES {references} ON DELETE CASCADE" if references else ""
     return [
         "CREATE TABLE IF NOT EXISTS attr_index ("
         "tenant TEXT NOT NULL, "
-        f"eid {eid} NOT NULL{foreign}, "
-        "path TEXT NOT NULL, "
+        f"eid {big} NOT NULL, "
+        f"path {big} NOT NULL, "
         "kind TEXT NOT NULL, "
         f"num {num}, "
         f"txt {txt})",
-        "CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (tenant, path, kind, num)",
-        f"CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (tenant, path, kind, {txt_key})",
+        "CREATE INDEX IF NOT EXISTS attr_index_value "
+        f"ON attr_index (tenant, path, kind, num, {txt_key})",
         "CREATE INDEX IF NOT EXISTS attr_index_eid ON attr_index (eid)",
     ]

@@ -17,7 +17,6 @@ from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedInput,
     UnexpectedToken,
-    VisitError,
 )
 from lark.lexer import PatternStr
 
@@ -265,11 +264,8 @@ def _parse(language: str, text: str) -> Any:
         result = _parser(language).parse(text)
     except UnexpectedInput as error:
         raise _syntax_error(language, text, error) from None
-    except (_Located, VisitError) as error:
-        located = error.orig_exc if isinstance(error, VisitError) else error
-        if not isinstance(located, _Located):
-            raise
-        raise _error(language, text, located.position, located.reason) from None
+    except _Located as error:  # raised by the builders, which lark runs while parsing
+        raise _error(language, text, error.position, error.reason) from None
     if _depth(result) > MAX_DEPTH:
         raise _error(language, text, None, f"nested deeper than {MAX_DEPTH} levels")
     return result

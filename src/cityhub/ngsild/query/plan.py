@@ -49,20 +49,25 @@ from cityhub.ngsild.query.ast import (
     Uri,
     ValueList,
 )
-from cityhub.ngsild.query.targets import key_of
+from cityhub.ngsild.query.targets import key_of, text_key
 from cityhub.ngsild.query.values import (
     BOOLEAN,
     INSTANT,
     NUMBER,
     OBJECT,
     STRING,
+    STRING_INSTANT,
     TIME,
     instant_text,
     time_text,
 )
 
-TYPE_KEY = "@type"
-SCOPE_KEY = "@scope"
+# The keys of the entity's types and scopes (readable keys of nodes are JSON arrays).
+TYPE_KEY = text_key("@type")
+SCOPE_KEY = text_key("@scope")
+# A normalised date-time string is one leaf of kind "c": a string and an instant at once.
+_STRINGS = (STRING, STRING_INSTANT)
+_INSTANTS = (INSTANT, STRING_INSTANT)
 
 _ORDERING = {Op.GT: "gt", Op.GE: "ge", Op.LT: "lt", Op.LE: "le"}
 
@@ -83,7 +88,7 @@ class LeafTest:
 
 @dataclass(frozen=True)
 class Has:
-    key: str | None  # None: the path can never exist (its key is too long to index)
+    key: int | None  # None: the path can never exist (its key is too long to index)
     path: Path | None  # None for the entity's types and scopes
     tests: tuple[LeafTest, ...] | None = None  # None: existence alone
 
@@ -111,17 +116,17 @@ def _ordered(value: Comparable) -> tuple[tuple[str, ...], str, float | str]:
     if isinstance(value, Number):
         return (NUMBER,), "num", float(value.value)
     if isinstance(value, DateTime | Date):
-        return (INSTANT,), "txt", instant_text(value.value)
+        return _INSTANTS, "txt", instant_text(value.value)
     if isinstance(value, Time):
         return (TIME,), "txt", time_text(value.value)
-    return (STRING,), "txt", value.value
+    return _STRINGS, "txt", value.value
 
 
 def _equal(value: Scalar) -> tuple[tuple[str, ...], str, float | str]:
     if isinstance(value, Bool):
         return (BOOLEAN,), "num", 1.0 if value.value else 0.0
     if isinstance(value, Text | Uri):
-        return (STRING, OBJECT), "txt", value.value
+        return (*_STRINGS, OBJECT), "txt", value.value
     return _ordered(value)
 
 
@@ -144,10 +149,10 @@ def _compare(term: Compare) -> Plan:
     key, path, value = key_of(term.path), term.path, term.value
     exists = Has(key, path)
     if isinstance(value, Pattern):
-        regex = Has(key, path, (LeafTest((STRING,), "txt", "regex", (value.source,)),))
+        regex = Has(key, path, (LeafTest(_STRINGS, "txt", "regex", (value.source,)),))
         if term.op is Op.MATCH:
             return regex
-        return AllOf((Has(key, path, (LeafTest((STRING,), "txt", "any"),)), Not(regex)))
+        return AllOf((Has(key, path, (LeafTest(_STRINGS, "txt", "any"),)), Not(regex)))
     if term.op in _ORDERING:
         assert isinstance(value, Number | Text | DateTime | Date | Time)
         kinds, column, operand = _ordered(value)

@@ -6,10 +6,14 @@ that references only `{alias}.eid` and `{alias}.tenant`, built from terms of the
     {alias}.eid IN (SELECT eid FROM attr_index
                     WHERE tenant = ? AND path = ? AND (kind = 'n' AND num > ?))
 
-so SQLite and PostgreSQL answer each term from the (tenant, path, kind, num|txt) indexes.
-With `tenant=` the subqueries are uncorrelated (computed once; the faster form for both
-engines); without it they correlate on `{alias}.tenant`. Either way a term only sees rows
-of the entity's own eid, so tenants cannot leak into each other.
+so SQLite and PostgreSQL answer each term from the (tenant, path, kind, num, txt) index
+(index.py); a test on txt also says `num IS NULL` (true of every text leaf), which lets
+that index reach txt. `path` is the integer key of the path (targets.path_key).
+Pass `tenant=`: the subqueries are then uncorrelated, computed once and joined on eid
+(PostgreSQL plans a semi-join; on 20 000 entities `a>995` took 0.1 ms). Without it they
+correlate on `{alias}.tenant`, which PostgreSQL runs as one subplan per entity row (80 ms
+for the same query). Either way a term only sees rows of the entity's own eid, so tenants
+cannot leak into each other.
 
 Placeholders are positional `?` (the PostgreSQL adapter rewrites them to `%s`); the SQL
 text never contains a literal `?` or `%` and every user value is a parameter.
@@ -112,14 +116,15 @@ class _Compiler:
         params.append(plan.key)
         if plan.tests is not None:
             where += " AND (" + " OR ".join(self._test(t, params) for t in plan.tests) + ")"
-        # Only constant fragments and the checked alias are spliced; values are parameters.
-        return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"  # noqa: S608
+        return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"
 
     def _test(self, test: LeafTest, params: list[object]) -> str:
         kinds = test.kinds
         parts = [f"kind = '{kinds[0]}'" if len(kinds) == 1
                  else "kind IN (" + ", ".join(f"'{kind}'" for kind in kinds) + ")"]
         column, op, args = test.column, test.op, list(test.args)
+        if column == "txt":  # always true for text kinds; it lets the index reach txt
+            parts.append("num IS NULL")
         bounded = self.postgres and column == "txt"
         left = f"left(txt, {TXT_PREFIX})"
         arg_left = f"left(?, {TXT_PREFIX})"

@@ -10,14 +10,17 @@ Target values (clause 4.9): Property, GeoProperty -> value; Relationship -> obje
 ListRelationship -> the objects of objectList; LanguageProperty -> every string of the
 languageMap (with `[lang]` the map is the compound value); ListProperty -> valueList;
 VocabProperty -> vocab; JsonProperty -> json. Compound members never step into arrays
-(ECMA-262 member access on an array is undefined). A node whose key (see `path_key`) is
-longer than MAX_KEY characters is neither indexed nor matched, which bounds index key size.
+(ECMA-262 member access on an array is undefined). A node is keyed by a 64-bit hash of its
+readable key (`path_text`, `text_key`); a node whose readable key is longer than MAX_KEY
+characters is neither indexed nor matched, which bounds the work per node.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 from cityhub.ngsild.model import VALUE_MEMBER, Entity
@@ -33,20 +36,48 @@ LANGUAGE = "language"
 Node = tuple[Any, str]  # (value, mode)
 
 
-def path_key(segments: Sequence[str], members: Sequence[str] = ()) -> str:
-    """The index key of a node: a JSON array of the attribute, sub-attribute and core
-    member names, with the compound member names as a trailing array (unambiguous for any
-    names, unlike a dotted string)."""
-    parts: list[Any] = list(segments)
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+@lru_cache(maxsize=8192)
+def _quoted(name: str) -> str:
+    return _encode(name)
+
+
+def path_text(segments: Sequence[str], members: Sequence[str] = ()) -> str:
+    """The readable key of a node: a compact JSON array of the attribute, sub-attribute and
+    core member names, with the compound member names as a trailing array (unambiguous for
+    any names, unlike a dotted string), e.g. `["https://ex.org/speed","observedAt"]`."""
+    key = ",".join(map(_quoted, segments))
     if members:
-        parts.append(list(members))
-    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+        key += ",[" + ",".join(map(_quoted, members)) + "]"
+    return "[" + key + "]"
 
 
-def key_of(path: Path) -> str | None:
-    """The index key a path addresses, or None if no node can have it (too long)."""
-    key = path_key((path.attr, *path.sub), path.members)
-    return key if len(key) <= MAX_KEY else None
+@lru_cache(maxsize=16384)
+def text_key(text: str) -> int:
+    """The stored key of a readable key: its 64-bit BLAKE2b digest as a signed integer.
+
+    Hashed, not numbered, so neither writes nor queries need a lookup table; an integer
+    keeps index entries short and cheap to compare. Two distinct texts share a key with
+    probability 2**-64; among n distinct paths, some pair does with about n**2 / 2**65 (a
+    million distinct paths: 3e-8). Should it happen, SQL would see the two paths' values
+    as one node's (only in entities holding both paths); the in-memory evaluator would not."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+@lru_cache(maxsize=16384)
+def path_key(segments: tuple[str, ...], members: tuple[str, ...] = ()) -> int | None:
+    """The stored key of a node (`text_key(path_text(...))`), or None when its readable key
+    is longer than MAX_KEY characters. Cached: this runs for every node of every write."""
+    text = path_text(segments, members)
+    return text_key(text) if len(text) <= MAX_KEY else None
+
+
+def key_of(path: Path) -> int | None:
+    """The stored key a path addresses, or None if no node can have it (too long)."""
+    return path_key((path.attr, *path.sub), path.members)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -111,7 +142,7 @@ def nodes(entity: Entity, path: Path) -> list[Node]:
     return found
 
 
-def walk(entity: Entity) -> Iterator[tuple[str, Node]]:
+def walk(entity: Entity) -> Iterator[tuple[int, Node]]:
     """Every node of an entity with its key, without recursion (payloads may nest deeply)."""
     attrs = entity.get("attrs")
     if not isinstance(attrs, dict):
@@ -123,13 +154,13 @@ def walk(entity: Entity) -> Iterator[tuple[str, Node]]:
     while stack:
         segments, instance = stack.pop()
         key = path_key(segments)
-        if len(key) > MAX_KEY:
+        if key is None:
             continue
         value, mode = _seed(instance)
         yield key, (value, mode)
         for core in CORE_MEMBERS.intersection(instance):
             core_key = path_key((*segments, core))
-            if len(core_key) <= MAX_KEY:
+            if core_key is not None:
                 yield core_key, (instance[core], PLAIN)
         yield from _walk_members(segments, value)
         for name, subs in _subs(instance).items():
@@ -137,14 +168,14 @@ def walk(entity: Entity) -> Iterator[tuple[str, Node]]:
                 stack.extend(((*segments, name), s) for s in _as_list(subs) if isinstance(s, dict))
 
 
-def _walk_members(segments: tuple[str, ...], value: Any) -> Iterator[tuple[str, Node]]:
+def _walk_members(segments: tuple[str, ...], value: Any) -> Iterator[tuple[int, Node]]:
     if not isinstance(value, dict):
         return
     stack: list[tuple[tuple[str, ...], Any]] = [((key,), item) for key, item in value.items()]
     while stack:
         members, item = stack.pop()
         key = path_key(segments, members)
-        if len(key) > MAX_KEY:
+        if key is None:
             continue
         yield key, (item, PLAIN)
         if isinstance(item, dict):

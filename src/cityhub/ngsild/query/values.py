@@ -9,11 +9,16 @@ The evaluator, the attribute index and the SQL compiler all compare *leaves*, tr
     kind "r"  the object IRI of a Relationship        txt = the IRI
     kind "d"  an instant: a string that is an ISO 8601 date-time or date (a date is its
               midnight UTC)                           txt = "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC)
+    kind "c"  a string already in that normalised form, such as the broker's own createdAt,
+              modifiedAt and observedAt               txt = the string (an "s" and a "d" in one)
     kind "t"  a string that is a time of day          txt = "HH:MM:SS.ffffff" (UTC, mod 24 h)
     kind "x"  a node that exists but holds no scalar (null, {}, [], an object)
 
-A string that is a date-time yields two leaves ("s" with the raw text and "d" with the
-normalised instant), so it matches both `a=="2026-01-01T10:00:00Z"` and `a>2025-12-31`.
+Any other string that is a date-time yields two leaves ("s" with the raw text and "d" with
+the normalised instant), so it matches both `a=="2026-01-01T10:00:00+02:00"` and
+`a>2025-12-31`. Kind "c" folds that pair into one leaf when both texts are the same (one
+index row instead of two for every timestamp the broker writes); plan.py lists it wherever
+it lists "s" or "d".
 Normalised instants and times are fixed-width text, so text order is time order, in Python
 and in SQL (SQLite BINARY collation, PostgreSQL COLLATE "C").
 Non-finite floats and integers beyond the double range yield no leaf (SQLite cannot keep
@@ -36,6 +41,7 @@ BOOLEAN = "b"
 STRING = "s"
 OBJECT = "r"
 INSTANT = "d"
+STRING_INSTANT = "c"
 TIME = "t"
 PRESENT = "x"
 
@@ -53,6 +59,9 @@ _DATETIME_RE = re.compile(
     r"(Z|[+-]\d{2}(?::?\d{2})?)?"
 )
 _DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# The fixed-width UTC text instant_text writes (and format_datetime in payload.py).
+_CANONICAL_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})Z",
+                           re.ASCII)  # other digits are not normalised text
 _TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?")
 
 
@@ -127,9 +136,17 @@ def time_text(moment: time) -> str:
     return f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}"
 
 
+@lru_cache(maxsize=4096)
 def _temporal_leaf(text: str) -> Leaf | None:
-    if len(text) > 40 or not text[:2].isdigit():
-        return None
+    """The instant or time a string means, if any (cached: a batch repeats its timestamps)."""
+    canonical = _CANONICAL_RE.fullmatch(text)
+    if canonical is not None:  # already normalised: only check that the date exists
+        y, mo, d, h, mi, s, us = (int(part) for part in canonical.groups())
+        try:
+            datetime(y, mo, d, h, mi, s, us, tzinfo=UTC)
+        except ValueError:
+            return None
+        return (INSTANT, None, text)
     moment = parse_datetime(text)
     if moment is not None:
         return (INSTANT, None, instant_text(moment))
@@ -159,9 +176,13 @@ def scalar_leaves(item: Any, relationship: bool, out: list[Leaf]) -> None:
         if relationship:
             out.append((OBJECT, None, item))
             return
-        out.append((STRING, None, item))
-        temporal = _temporal_leaf(item)
-        if temporal is not None:
+        temporal = _temporal_leaf(item) if len(item) <= 40 and item[:2].isdigit() else None
+        if temporal is None:
+            out.append((STRING, None, item))
+        elif temporal[0] == INSTANT and temporal[2] == item:
+            out.append((STRING_INSTANT, None, item))
+        else:
+            out.append((STRING, None, item))
             out.append(temporal)
 
 
