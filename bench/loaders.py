@@ -66,7 +66,7 @@ class EntityRows:
                                 _SENTINELS["speed"], _SEGMENT_SENTINEL,
                                 _SENTINELS["lon"], _SENTINELS["lat"])
         slots: dict[float | None, str] = {v: k for k, v in _SENTINELS.items()}
-        self.template: list[tuple[str, str, Any, Any, bool, bool]] = []
+        self.template: list[tuple[Any, str, Any, Any, bool, bool]] = []
         for path, kind, num, txt in index_rows(template):
             is_segment = txt == _SEGMENT_SENTINEL
             self.template.append((path, kind, slots.get(num, num),

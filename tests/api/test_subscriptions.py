@@ -320,6 +320,7 @@ async def test_create_and_update_are_notified_with_link_header(
     assert first.headers["x-api-key"] == "k1"
     assert "ngsild-tenant" not in first.headers
     assert "@context" not in first.body
+    await receiver.until(lambda r: hub.pending("urn:ngsi-ld:Subscription:1") == 0)  # recorded
     shown = await get_subscription(hub)
     assert shown["notification"]["timesSent"] == 2
     assert shown["notification"]["status"] == "ok"

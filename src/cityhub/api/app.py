@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import problems
+from cityhub.api import notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
     batch,
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.contexts_resolver = services.resolver
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
-            yield
+            async with notifier.running(app):
+                yield
         finally:
             store.close()
 

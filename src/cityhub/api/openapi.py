@@ -20,7 +20,7 @@ PROBLEM = "application/problem+json"
 
 URI: Schema = {
     "type": "string",
-    "pattern": r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$",
+    "format": "uri",
     "maxLength": 2048,
     "description": "An absolute URI",
 }
@@ -28,7 +28,7 @@ NAME: Schema = {
     "type": "string",
     "minLength": 1,
     "maxLength": 512,
-    "pattern": "^[^<>\"'=;()\\s\\x00-\\x1f\\x7f]+$",
+    "not": {"pattern": "[<>\"'=;()\\s\\x00-\\x1f\\x7f]"},
     "description": "A term of the @context or an IRI (NGSI-LD 4.6.2 forbids <>\"'=;() "
     "and whitespace)",
 }

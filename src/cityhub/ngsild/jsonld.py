@@ -18,7 +18,6 @@ Pure functions for the routers:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from cityhub.ngsild.context_loader import DocumentLoader, HttpxFetcher, is_context_value
 from cityhub.ngsild.context_registry import ContextRegistry, ContextStorage, MemoryContextStorage
@@ -168,11 +168,15 @@ def request_context(
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """The JSON payload of a request (InvalidRequest when it is not JSON)."""
+    """The JSON payload of a request (InvalidRequest when it is not JSON).
+
+    Strict RFC 8259, as the entity API reads it: NaN, Infinity and lone surrogates are refused
+    (they could be stored but never written out again).
+    """
     try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest(f"the payload is not valid JSON: {exc}") from exc
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the payload is not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,9 @@ def schema(dialect: Dialect) -> list[str]:
             num {real},
             deleted INTEGER NOT NULL DEFAULT 0,
             instance TEXT NOT NULL)""",
+        # Covers what temporal reads and aggregations need, so they never visit the table rows.
         """CREATE INDEX IF NOT EXISTS attr_history_entity
-            ON attr_history (tenant, entity_id, attr, observed_at)""",
+            ON attr_history (tenant, entity_id, attr, observed_at, deleted, num, dataset_id)""",
         """CREATE TABLE IF NOT EXISTS json_contexts (
             id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, record TEXT NOT NULL)""",
         *index_ddl(dialect),

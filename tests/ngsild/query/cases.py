@@ -45,6 +45,7 @@ CAR = entity(
     born=prop("2020-05-17"),
     opens=prop("08:30:00Z"),
     seen=prop({"@type": "DateTime", "@value": "2026-01-01T12:00:00+02:00"}),
+    stamp=prop("2026-01-01T08:00:00.000000Z", createdAt="2025-12-31T23:00:00.000000Z"),
     flag=prop(False),
     huge=prop(float("inf")),
 )
@@ -103,6 +104,14 @@ Q_CASES: list[tuple[str, bool]] = [
     ("opens==08:30", True), ("opens==10:30:00+02:00", True), ("opens>08:00;opens<09:00", True),
     ("opens>2020-01-01", False),
     ("seen==2026-01-01T10:00:00Z", True), ("seen[@value]", True),
+    # a string in the broker's own normalised form is a string and an instant, as any other
+    ('stamp=="2026-01-01T08:00:00.000000Z"', True), ('stamp=="2026-01-01T08:00:00Z"', False),
+    ("stamp==2026-01-01T08:00:00Z", True), ("stamp==2026-01-01T10:00:00+02:00", True),
+    ("stamp>2026-01-01", True), ("stamp<2026-01-01", False), ('stamp>"2026-01-01T08"', True),
+    ('stamp<"2026"', False), ('stamp~="T08:"', True), ('stamp!~="T08:"', False),
+    ('stamp!="2026-01-01T08:00:00.000000Z"', False), ("stamp!=2026-01-01T08:00:00Z", False),
+    ("stamp!=2026-01-02", True), ("stamp==2025-01-01..2026-01-01T08:00:00Z", True),
+    ("stamp.createdAt<2026-01-01", True), ('stamp.createdAt=="2025-12-31T23:00:00.000000Z"', True),
     # a non-finite number is no leaf, but the attribute exists
     ("huge", True), ("huge>0", False), ("huge!=0", True),
     # logic: AND binds tighter than OR
