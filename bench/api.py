@@ -121,27 +121,31 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for generator, results in figures["results"].items():
         floor = results["health"]["per_second"]
         for name, r in results.items():
             if "skipped" in r:
-                rows.append((name, generator, "-", "-", "-", "-", "-", "-", "-",
+                rows.append((name, generator, "-", "-", "-", "-", "-", "-", "-", "-",
                              f"not measured: {r['skipped']}", ""))
                 continue
             goal = GOALS.get(name)
             verdict = "" if goal is None else ("ok" if r["per_second"] >= goal
                                               else f"{r['per_second'] / goal:.0%} of {goal:,.0f}")
             orion = ORION_LD.get(name)
-            rows.append((name, generator, r["per_second"], r["per_second"] / floor, r["p50_ms"],
-                         r["p99_ms"], f"{r['server_cpu']:.0%}", f"{r['generator_cpu']:.0%}",
+            per_cpu = r["per_second"] / r["server_cpu"] if r["server_cpu"] else float("nan")
+            r["per_server_cpu_second"] = per_cpu
+            rows.append((name, generator, r["per_second"], r["per_second"] / floor, per_cpu,
+                         r["p50_ms"], r["p99_ms"], f"{r['server_cpu']:.0%}",
+                         f"{r['generator_cpu']:.0%}",
                          r["errors"], verdict,
                          "" if orion is None else f"{r['per_second'] / orion:.2f}x"))
             r["ratio_to_health"] = r["per_second"] / floor
     print_table(
         f"Single requests, {args.entities:,} entities, {args.clients} keep-alive clients, "
         f"{args.seconds:g} s a phase, store {args.store}",
-        ["request", "generator", "req/s", "ratio to /health", "p50 ms", "p99 ms", "server CPU",
+        ["request", "generator", "req/s", "ratio to /health", "per server CPU-s", "p50 ms",
+         "p99 ms", "server CPU",
          "generator CPU", "errors", "goal", "vs Orion-LD ref"],
         rows,
     )
@@ -152,7 +156,8 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     console.print(
         f"generator(s): {', '.join(figures['generators'])} (wrk: one thread, C; httpx: asyncio "
         "in this process). CPU columns are shares of one core: a generator near 100% cannot "
-        "push harder, a server near 100% is saturated. " + machine_note())
+        "push harder, a server near 100% is saturated; 'per server CPU-s' (req/s divided by the "
+        "server's CPU share) is steadier when other work takes the cores. " + machine_note())
 
 
 def main() -> None:

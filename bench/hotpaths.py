@@ -72,7 +72,7 @@ def cases(count: int, batch: int, repeats: int, first: int = 0) -> list[Case]:
         Case("query", [("GET", f"{NGSI}/entities?" + urlencode({
             "type": ENTITY_TYPE,
             "q": f'refRoadSegment=="{segment_id(first + (n * 37) % segments * 10)}"'
-        }), None) for n in range(max(3, repeats // 100))]),
+        }), None) for n in range(max(3, repeats // 3))]),
         Case("health", [("GET", "/health", None)] * repeats),
     ]
 

@@ -203,6 +203,7 @@ def test_read_only_members_sent_back_are_ignored() -> None:
                 notification={"endpoint": {"uri": "http://r.example"}, "timesSent": 3})
     assert "status" not in sub.body
     assert "createdAt" not in sub.body
+    assert "timesSent" not in sub.body["notification"]
 
 
 _JSON = st.recursive(

@@ -65,8 +65,6 @@ INSTANCE: Schema = {
     "type": "object",
     "description": "One attribute instance in the normalized form; members other than the "
     "core ones are its sub-attributes (normalized or concise)",
-    "anyOf": [{"required": [member]} for member in ("type", "value", "object", "languageMap",
-                                                    "valueList", "objectList", "vocab", "json")],
     "properties": {
         "type": {"enum": sorted(ATTRIBUTE_TYPES)},
         "value": _NOT_NULL,

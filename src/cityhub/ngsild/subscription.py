@@ -256,6 +256,9 @@ def _build(
     unknown = sorted(body.keys() - _MEMBERS)
     if unknown:
         raise BadRequestData(f"unknown subscription member(s): {', '.join(unknown)}")
+    if isinstance(body.get("notification"), dict):
+        body["notification"] = {k: v for k, v in body["notification"].items()
+                                if k not in _NOTIFICATION_READ_ONLY}
     sub_id = body["id"]
     if not is_uri(sub_id):
         raise BadRequestData(f"subscription id must be an absolute URI, got {sub_id!r}")

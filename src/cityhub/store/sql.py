@@ -43,6 +43,7 @@ from cityhub.store.port import (
 from cityhub.store.schema import schema
 
 ChangeListener = Callable[[Connection, list[Change]], None]
+_SCHEMA_LOCK = 0x63_69_74_79_68_75_62  # "cityhub": the advisory lock that serialises DDL
 _IGNORED_IN_DIFF = ("createdAt", "modifiedAt", "instanceId")
 _INDEX_INSERT = (
     f"INSERT INTO attr_index (tenant, eid, {', '.join(_INDEX_COLUMNS)}) "
@@ -90,6 +91,9 @@ class SqlStore:
         self.listeners: list[ChangeListener] = []
         self._known_tenants: set[str] = set()
         with self.db.transaction(write=True) as conn:
+            if self.db.dialect == "postgres":
+                # Hubs starting together would race on CREATE TABLE IF NOT EXISTS otherwise.
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
             for statement in schema(self.db.dialect):
                 conn.execute(statement)
 
