@@ -15,7 +15,8 @@ DOCS = Path(__file__).parents[1] / "docs" / "configuration.md"
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))
 def test_every_setting_is_documented(name: str) -> None:
     text = DOCS.read_text()
-    assert f"`{name}`" in text and f"`CITYHUB_{name.upper()}`" in text
+    assert f"`{name}`" in text
+    assert f"`CITYHUB_{name.upper()}`" in text
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Settings of every cityhub process, read from the environment (prefix CITYHUB_) or given in code.
 
-Nothing reads the environment at import time: build `Settings()` where a process starts and pass it on.
+Nothing reads the environment at import time: build `Settings()` where a process starts and
+pass it on.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path(".cityhub"),
-        description="Folder for the embedded SQLite store and caches (relative to the working dir).",
+        description="Folder for the embedded SQLite store and caches "
+        "(relative to the working dir).",
     )
     store_url: str | None = Field(
         default=None,

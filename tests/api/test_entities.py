@@ -17,7 +17,8 @@ def vehicle(n: int = 1, speed: float = 50.0, **extra: object) -> dict[str, objec
                   "observedAt": "2026-01-01T10:00:00Z"},
         "brandName": {"type": "Property", "value": "Mercedes"},
         "isParked": {"type": "Relationship", "object": "urn:ngsi-ld:OffStreetParking:Downtown1"},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [-8.5, 41.2]}},
+        "location": {"type": "GeoProperty",
+                     "value": {"type": "Point", "coordinates": [-8.5, 41.2]}},
         **extra,
     }
 
@@ -105,7 +106,8 @@ async def test_key_values_and_concise_forms(client: httpx.AsyncClient) -> None:
     concise = (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:1",
                                 params={"format": "concise"})).json()
     assert concise["brandName"] == "Mercedes"
-    assert concise["speed"]["value"] == 50.0 and "type" not in concise["speed"]
+    assert concise["speed"]["value"] == 50.0
+    assert "type" not in concise["speed"]
     assert concise["isParked"] == {"object": "urn:ngsi-ld:OffStreetParking:Downtown1"}
 
 
@@ -135,7 +137,8 @@ async def test_user_context_expands_and_compacts_per_request(client: httpx.Async
                               headers={**LD, "Accept": "application/ld+json"})
     assert found.status_code == 200, found.text
     [car] = found.json()
-    assert car["type"] == "Car" and car["rpm"]["value"] == 900
+    assert car["type"] == "Car"
+    assert car["rpm"]["value"] == 900
     assert car["@context"] == context["@context"]
 
 
@@ -161,7 +164,8 @@ async def test_append_update_partial_and_delete_attributes(client: httpx.AsyncCl
     assert r.status_code == 204
     body = (await client.get(url)).json()
     assert body["color"]["value"] == "green"
-    assert body["speed"]["value"] == 80 and body["speed"]["unitCode"] == "KMH"
+    assert body["speed"]["value"] == 80
+    assert body["speed"]["unitCode"] == "KMH"
     r = await client.delete(f"{url}/attrs/color")
     assert r.status_code == 204
     assert "color" not in (await client.get(url)).json()
@@ -176,8 +180,10 @@ async def test_replace_and_merge_patch(client: httpx.AsyncClient) -> None:
                                       "color": "white"})
     assert r.status_code == 204, r.text
     body = (await client.get(url)).json()
-    assert body["speed"]["value"] == 10 and body["speed"]["unitCode"] == "KMH"
-    assert "brandName" not in body and body["color"]["value"] == "white"
+    assert body["speed"]["value"] == 10
+    assert body["speed"]["unitCode"] == "KMH"
+    assert "brandName" not in body
+    assert body["color"]["value"] == "white"
     r = await client.put(url, json={"type": "Vehicle", "speed": 1})
     assert r.status_code == 204, r.text
     body = (await client.get(url)).json()
@@ -210,8 +216,11 @@ async def test_sys_attrs_and_pick_omit(client: httpx.AsyncClient) -> None:
     await create(client, vehicle())
     url = "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:1"
     body = (await client.get(url, params={"options": "sysAttrs"})).json()
-    assert body["createdAt"].endswith("Z") and body["speed"]["modifiedAt"].endswith("Z")
+    assert body["createdAt"].endswith("Z")
+    assert body["speed"]["modifiedAt"].endswith("Z")
     picked = (await client.get(url, params={"pick": "id,speed"})).json()
     assert set(picked) == {"id", "speed"}
     omitted = (await client.get(url, params={"omit": "type,location"})).json()
-    assert "type" not in omitted and "location" not in omitted and "speed" in omitted
+    assert "type" not in omitted
+    assert "location" not in omitted
+    assert "speed" in omitted

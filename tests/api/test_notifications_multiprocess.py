@@ -83,7 +83,7 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         with log.open("wb") as out:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+            self.process = subprocess.Popen(
                 [sys.executable, "-c", code, *args], cwd=ROOT, env=env,
                 stdout=out, stderr=subprocess.STDOUT)
 

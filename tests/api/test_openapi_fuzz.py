@@ -73,7 +73,8 @@ SCHEMA = schemathesis.openapi.from_dict(
 
 
 def _empty_context(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"@context": {}}, headers={"Content-Type": "application/ld+json"})
+    return httpx.Response(200, json={"@context": {}},
+                          headers={"Content-Type": "application/ld+json"})
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,8 @@ async def test_paging_and_count(district: httpx.AsyncClient) -> None:
     assert [e["id"][-1] for e in response.json()] == ["2", "3"]
     only_count = await district.get(URL, params={"type": "AirQualityObserved", "limit": 0,
                                                  "count": "true"})
-    assert only_count.json() == [] and only_count.headers["NGSILD-Results-Count"] == "3"
+    assert only_count.json() == []
+    assert only_count.headers["NGSILD-Results-Count"] == "3"
     bad = await district.get(URL, params={"type": "AirQualityObserved", "limit": 0})
     assert bad.status_code == 400
 
@@ -132,20 +133,23 @@ async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
 async def test_batch_reports_per_entity_outcome(client: httpx.AsyncClient) -> None:
     ops = "/ngsi-ld/v1/entityOperations"
     r = await client.post(f"{ops}/create", json=[sensor(1), sensor(2)])
-    assert r.status_code == 201 and r.json() == ["urn:ngsi-ld:AirQualityObserved:1",
+    assert r.status_code == 201
+    assert r.json() == ["urn:ngsi-ld:AirQualityObserved:1",
                                                  "urn:ngsi-ld:AirQualityObserved:2"]
     r = await client.post(f"{ops}/create", json=[sensor(2), sensor(3), {"id": "bad"}])
     assert r.status_code == 207
     result = r.json()
     assert result["success"] == ["urn:ngsi-ld:AirQualityObserved:3"]
-    assert sorted(e["entityId"] for e in result["errors"]) == ["bad", "urn:ngsi-ld:AirQualityObserved:2"]
+    failed = sorted(e["entityId"] for e in result["errors"])
+    assert failed == ["bad", "urn:ngsi-ld:AirQualityObserved:2"]
     r = await client.post(f"{ops}/upsert", json=[sensor(1, pm25=7)])
     assert r.status_code == 204
     r = await client.post(f"{ops}/upsert", params={"options": "update"},
                           json=[sensor(1, no2=3), sensor(9, pm25=1)])
     assert r.status_code == 201
     one = (await client.get(f"{URL}/urn:ngsi-ld:AirQualityObserved:1")).json()
-    assert one["pm25"]["value"] == 7 and one["no2"]["value"] == 3
+    assert one["pm25"]["value"] == 7
+    assert one["no2"]["value"] == 3
     r = await client.post(f"{ops}/update", json=[{"id": "urn:ngsi-ld:AirQualityObserved:404",
                                                   "pm25": 1}])
     assert r.status_code == 207
@@ -167,5 +171,6 @@ async def test_discovery(district: httpx.AsyncClient) -> None:
     attrs = (await district.get("/ngsi-ld/v1/attributes")).json()
     assert "intensity" in attrs["attributeList"]
     detail = (await district.get("/ngsi-ld/v1/attributes/pm25")).json()
-    assert detail["attributeCount"] == 3 and detail["typeNames"] == ["AirQualityObserved"]
+    assert detail["attributeCount"] == 3
+    assert detail["typeNames"] == ["AirQualityObserved"]
     assert (await district.get("/ngsi-ld/v1/types/Nothing")).status_code == 404

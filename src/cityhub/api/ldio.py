@@ -97,7 +97,12 @@ AcceptHeader = Annotated[str | None, Header(alias="accept", include_in_schema=Fa
 
 
 def ld_response(
-    data: Any, ctx: LdContext, media: str, *, status: int = 200, headers: dict[str, str] | None = None
+    data: Any,
+    ctx: LdContext,
+    media: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Render `data` (already compacted) with the @context where the media type wants it."""
     out_headers = dict(headers or {})
@@ -112,6 +117,8 @@ def ld_response(
     return Response(orjson.dumps(data), status_code=status, media_type=media, headers=out_headers)
 
 
-def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """Plain JSON (no @context): batch results, problem lists, discovery counts."""
     return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)

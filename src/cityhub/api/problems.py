@@ -27,7 +27,9 @@ _STATUS_KIND = {
 }
 
 
-def problem(status: int, kind: str, title: str, detail: str, instance: str | None = None) -> Response:
+def problem(
+    status: int, kind: str, title: str, detail: str, instance: str | None = None
+) -> Response:
     import orjson
 
     body: dict[str, object] = {

@@ -67,7 +67,7 @@ def render_instance(instance: Instance, terms: Terms, options: RenderOptions) ->
     if options.form == "keyValues":
         return value
     out: dict[str, Any] = {}
-    if options.form == "normalized" or kind == "GeoProperty" and not isinstance(value, dict):
+    if options.form == "normalized" or (kind == "GeoProperty" and not isinstance(value, dict)):
         out["type"] = kind
     out[member] = value
     if kind == "Property" and options.lang is not None and "lang" in instance:
@@ -81,7 +81,7 @@ def render_instance(instance: Instance, terms: Terms, options: RenderOptions) ->
                 out[key] = instance[key]
     for sub_iri, sub in instance.get("sub", {}).items():
         out[terms.compact_iri(sub_iri)] = render_instance(sub, terms, options)
-    bare_ok = kind == "GeoProperty" or kind == "Property" and not isinstance(value, dict)
+    bare_ok = kind == "GeoProperty" or (kind == "Property" and not isinstance(value, dict))
     if options.form == "concise" and len(out) == 1 and bare_ok:
         return value  # a bare value needs no wrapper in the concise form
     return out
