@@ -98,19 +98,16 @@ class StoreTarget:
 
     url: str
     data_dir: Path
-    kind: str
 
 
 @contextmanager
-def fresh_store(
-    kind: str, workdir: Path, name: str, *, keep: bool = False
-) -> Iterator[StoreTarget]:
+def fresh_store(kind: str, workdir: Path, name: str) -> Iterator[StoreTarget]:
     """A store nobody used yet: a SQLite file under `workdir`, or a PostgreSQL schema that is
-    dropped at the end (unless `keep`)."""
+    dropped at the end."""
     data_dir = workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     if kind == "sqlite":
-        yield StoreTarget(f"sqlite:///{data_dir / 'cityhub.db'}", data_dir, kind)
+        yield StoreTarget(f"sqlite:///{data_dir / 'cityhub.db'}", data_dir)
         return
     import psycopg
 
@@ -118,11 +115,10 @@ def fresh_store(
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield StoreTarget(f"{PG_URL}?options=-csearch_path%3D{schema}", data_dir, kind)
+        yield StoreTarget(f"{PG_URL}?options=-csearch_path%3D{schema}", data_dir)
     finally:
-        if not keep:
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @contextmanager

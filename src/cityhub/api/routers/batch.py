@@ -175,7 +175,8 @@ async def batch_merge(request: Request, tenant: WriteTenant, service: ServiceDep
     summary="Batch delete",
     status_code=204,
     responses=api.responses(400, 415, status_207=_PARTIAL),
-    openapi_extra=api.request_body(api.ENTITY_IDS, "Ids of the entities to delete", ld=False),
+    openapi_extra=api.request_body(
+        api.ENTITY_IDS, "Ids of the entities to delete", ld=False, link=False),
 )
 async def batch_delete(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, _ctx = await read_json(request)
@@ -191,7 +192,7 @@ async def batch_delete(request: Request, tenant: WriteTenant, service: ServiceDe
     "/query",
     summary="Query entities with a Query object",
     responses=api.responses(400, 404, 406, 415, 503, status_200=api.entity_content(
-        {"type": "array", "items": api.ENTITY_OUT}, None, "The entities selected")),
+        {"type": "array", "items": api.ENTITY_OUT}, None, "The entities selected", count=True)),
     openapi_extra=api.request_body(api.QUERY, "The Query object"),
 )
 async def post_query(

@@ -23,6 +23,7 @@ Details = Annotated[bool, Query(description="Full objects instead of a list of n
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         {"anyOf": [api.ENTITY_TYPE_LIST, {"type": "array", "items": api.ENTITY_TYPE}]}, None,
         "EntityTypeList, or EntityType objects with details=true")),
+    openapi_extra=api.link_header(),
 )
 def list_types(
     tenant: ReadTenant, store: StoreDep, ctx: LinkContext, accept: AcceptHeader,
@@ -48,6 +49,7 @@ def list_types(
     summary="Details of one entity type",
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         api.ENTITY_TYPE_INFO, None, "EntityTypeInfo")),
+    openapi_extra=api.link_header(),
 )
 def type_info(
     type: str,
@@ -77,6 +79,7 @@ def type_info(
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         {"anyOf": [api.ATTRIBUTE_LIST, {"type": "array", "items": api.ATTRIBUTE_INFO}]}, None,
         "AttributeList, or Attribute objects with details=true")),
+    openapi_extra=api.link_header(),
 )
 def list_attributes(
     tenant: ReadTenant, store: StoreDep, ctx: LinkContext, accept: AcceptHeader,
@@ -103,6 +106,7 @@ def list_attributes(
     summary="Details of one attribute",
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         api.ATTRIBUTE_INFO, None, "Attribute")),
+    openapi_extra=api.link_header(),
 )
 def attribute_info(
     attrId: str,

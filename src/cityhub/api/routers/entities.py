@@ -67,8 +67,7 @@ def update_result_response(result: UpdateResult, ctx: LdContext) -> Response:
     status_code=201,
     summary="Create an entity",
     response_class=Response,
-    responses=api.responses(400, 409, 415, 503, status_201={
-        "description": "Created; Location holds the entity's URL"}),
+    responses=api.responses(400, 409, 415, 503, status_201=api.created("Created")),
     openapi_extra=api.request_body(api.ENTITY, "The entity (normalized or concise form)"),
 )
 async def create_entity(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
@@ -84,7 +83,8 @@ async def create_entity(request: Request, tenant: WriteTenant, service: ServiceD
     summary="Query entities",
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         {"type": "array", "items": api.ENTITY_OUT}, api.FEATURE_COLLECTION,
-        "The entities selected (NGSILD-Results-Count with count=true)")),
+        "The entities selected", count=True)),
+    openapi_extra=api.link_header(),
 )
 def query_entities(
     tenant: ReadTenant, store: StoreDep, filt: FilterDep, view: ViewDep, accept: AcceptHeader
@@ -103,6 +103,7 @@ def query_entities(
     summary="Retrieve an entity",
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         api.ENTITY_OUT, api.FEATURE, "The entity")),
+    openapi_extra=api.link_header(),
 )
 def retrieve_entity(
     entityId: EntityId,
@@ -273,6 +274,7 @@ async def replace_attr(
     status_code=204,
     summary="Delete an attribute",
     responses=api.responses(400, 404),
+    openapi_extra=api.link_header(),
 )
 def delete_attr(
     entityId: EntityId,

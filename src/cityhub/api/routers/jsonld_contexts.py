@@ -78,11 +78,10 @@ def list_contexts(
     summary="Add a user @context (5.13.2)",
     response_class=Response,
     responses=api.responses(
-        400, 415, 503, status_201={
-            "description": "Stored; Location holds the URL the hub serves it at"}
+        400, 415, 503, status_201=api.created("Stored; Location is the URL the hub serves it at")
     ),
     openapi_extra=api.request_body(
-        api.CONTEXT_DOCUMENT, "A JSON-LD document with an @context member"
+        api.CONTEXT_DOCUMENT, "A JSON-LD document with an @context member", link=False
     ),
 )
 async def add_context(request: Request, registry: ContextsDep) -> Response:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from cityhub.api import openapi as api
 from cityhub.api.deps import ReadTenant, WriteTenant
 from cityhub.api.ldio import AcceptHeader, LinkContext, ld_response, negotiate, read_json
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
@@ -17,6 +18,26 @@ from cityhub.store.subscriptions import StoredSubscription, SubscriptionStore
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 SubscriptionId = Annotated[str, "the subscription id (a URI)"]
+SUBSCRIPTION: api.Schema = {
+    "type": "object",
+    "required": ["type", "notification"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "Subscription"},
+        "entities": {"type": "array", "items": {"type": "object"}},
+        "watchedAttributes": {"type": "array", "items": {"type": "string"}},
+        "q": {"type": "string"},
+        "geoQ": {"type": "object"},
+        "notification": {"type": "object"},
+        "throttling": {"type": "number"},
+        "timeInterval": {"type": "number"},
+        "expiresAt": {"type": "string"},
+        "isActive": {"type": "boolean"},
+    },
+}
+_ONE = api.json_content(SUBSCRIPTION, "The subscription with its status", api.JSON, api.LD_JSON)
+_MANY = api.json_content({"type": "array", "items": SUBSCRIPTION}, "A page of subscriptions",
+                         api.JSON, api.LD_JSON)
 
 
 def get_subscriptions(request: Request) -> SubscriptionStore:
@@ -34,7 +55,10 @@ def _existing(subscriptions: SubscriptionStore, tenant: str, sub_id: str) -> Sto
     return stored
 
 
-@router.post("", status_code=201, summary="Create a subscription")
+@router.post("", status_code=201, summary="Create a subscription",
+             responses=api.responses(400, 409, 415, 422, 503,
+                                     status_201={"description": "Created; Location names it"}),
+             openapi_extra=api.request_body(SUBSCRIPTION, "The subscription"))
 async def create_subscription(
     request: Request, tenant: WriteTenant, subscriptions: SubscriptionsDep
 ) -> Response:
@@ -47,7 +71,8 @@ async def create_subscription(
     return Response(status_code=201, headers={"Location": location})
 
 
-@router.get("", summary="Query subscriptions")
+@router.get("", summary="Query subscriptions",
+            responses=api.responses(400, 404, 406, status_200=_MANY))
 def query_subscriptions(
     tenant: ReadTenant,
     subscriptions: SubscriptionsDep,
@@ -71,7 +96,8 @@ def query_subscriptions(
     return ld_response(data, ctx, media, headers=headers)
 
 
-@router.get("/{subscriptionId}", summary="Retrieve a subscription")
+@router.get("/{subscriptionId}", summary="Retrieve a subscription",
+            responses=api.responses(400, 404, 406, status_200=_ONE))
 def retrieve_subscription(
     subscriptionId: SubscriptionId,
     tenant: ReadTenant,
@@ -85,7 +111,9 @@ def retrieve_subscription(
                        ctx, media)
 
 
-@router.patch("/{subscriptionId}", status_code=204, summary="Update a subscription")
+@router.patch("/{subscriptionId}", status_code=204, summary="Update a subscription",
+              response_class=Response, responses=api.responses(400, 404, 415, 422, 503),
+              openapi_extra=api.request_body({"type": "object"}, "Members to change"))
 async def update_subscription(
     subscriptionId: SubscriptionId,
     request: Request,
@@ -103,7 +131,8 @@ async def update_subscription(
     return Response(status_code=204)
 
 
-@router.delete("/{subscriptionId}", status_code=204, summary="Delete a subscription")
+@router.delete("/{subscriptionId}", status_code=204, summary="Delete a subscription",
+               response_class=Response, responses=api.responses(400, 404))
 def delete_subscription(
     subscriptionId: SubscriptionId,
     tenant: ReadTenant,
