@@ -145,6 +145,11 @@ class SqlStore:
         for sql, more in compiled:
             clauses.append(f"({sql})")
             params.extend(more)
+        if dialect == "sqlite" and (compiled or query.geo is not None):
+            # Without statistics SQLite would walk the whole tenant by its (tenant, id) index
+            # and probe the filters row by row; `+` keeps that index out, so the selective
+            # index subqueries drive the lookup by rowid (PostgreSQL plans this from its stats).
+            clauses[0] = "+e.tenant = ?"
         if query.geo is not None:
             box = query.geo.bbox()
             if box is not None:

@@ -100,13 +100,34 @@ class _Compiler:
             return self._has(plan, params)
         if isinstance(plan, Not):
             return f"NOT ({self._plan(plan.item, params)})"
-        joiner = " AND " if isinstance(plan, AllOf) else " OR "
         assert isinstance(plan, AllOf | AnyOf)
-        return "(" + joiner.join(self._plan(item, params) for item in plan.items) + ")"
+        if isinstance(plan, AllOf):
+            return self._all_of(plan, params)
+        return "(" + " OR ".join(self._plan(item, params) for item in plan.items) + ")"
+
+    def _all_of(self, plan: AllOf, params: list[object]) -> str:
+        """AND. Two or more positive index lookups are nested into one intersection inside the
+        index, so only entity rows that pass all of them are read (not every row the first
+        lookup finds: with large documents that was most of a selective query's time)."""
+        lookups = [item for item in plan.items if isinstance(item, Has) and item.key is not None]
+        if len(lookups) < 2:
+            return "(" + " AND ".join(self._plan(item, params) for item in plan.items) + ")"
+        wheres = [self._has_where(lookup, params) for lookup in lookups]
+        nested = f"SELECT eid FROM attr_index WHERE {wheres[-1]}"
+        for where in reversed(wheres[:-1]):
+            nested = f"SELECT eid FROM attr_index WHERE {where} AND eid IN ({nested})"
+        parts = [f"{self.alias}.eid IN ({nested})"]
+        parts += [self._plan(item, params) for item in plan.items if item not in lookups]
+        return "(" + " AND ".join(parts) + ")"
 
     def _has(self, plan: Has, params: list[object]) -> str:
         if plan.key is None:
             return "1 = 0"
+        where = self._has_where(plan, params)
+        return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"
+
+    def _has_where(self, plan: Has, params: list[object]) -> str:
+        """The WHERE of one index lookup (tenant, path and the leaf tests)."""
         if self.tenant is None:
             where = f"tenant = {self.alias}.tenant"
         else:
@@ -116,7 +137,7 @@ class _Compiler:
         params.append(plan.key)
         if plan.tests is not None:
             where += " AND (" + " OR ".join(self._test(t, params) for t in plan.tests) + ")"
-        return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"
+        return where
 
     def _test(self, test: LeafTest, params: list[object]) -> str:
         kinds = test.kinds
