@@ -148,7 +148,8 @@ def profile_all(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 elapsed = loop.time() - started
                 stats = pstats.Stats(profiler)
                 n = len(case.requests)
-                text = OUT_DIR / f"profile-{case.name.replace(' ', '-')}.txt"
+                slug = case.name.replace(",", "").replace(" ", "-")
+                text = OUT_DIR / f"profile-{slug}{'-quick' if args.quick else ''}.txt"
                 OUT_DIR.mkdir(exist_ok=True)
                 with text.open("w") as out:
                     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(40)
