@@ -224,3 +224,12 @@ async def test_sys_attrs_and_pick_omit(client: httpx.AsyncClient) -> None:
     assert "type" not in omitted
     assert "location" not in omitted
     assert "speed" in omitted
+
+
+async def test_requests_without_accept_header_get_json(client: httpx.AsyncClient) -> None:
+    await create(client, vehicle())
+    request = client.build_request("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:1")
+    del request.headers["accept"]
+    response = await client.send(request)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"

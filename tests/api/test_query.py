@@ -174,3 +174,16 @@ async def test_discovery(district: httpx.AsyncClient) -> None:
     assert detail["attributeCount"] == 3
     assert detail["typeNames"] == ["AirQualityObserved"]
     assert (await district.get("/ngsi-ld/v1/types/Nothing")).status_code == 404
+
+
+async def test_type_with_other_filters_pages_and_counts(district: httpx.AsyncClient) -> None:
+    # The type is then tested on the narrowed candidates: paging and count must still hold.
+    params = {"type": "AirQualityObserved", "q": "pm25>10", "count": "true"}
+    first = await district.get(URL, params={**params, "limit": 2})
+    assert [e["id"][-1] for e in first.json()] == ["1", "2"]
+    assert first.headers["NGSILD-Results-Count"] == "3"
+    second = await district.get(URL, params={**params, "limit": 2, "offset": 2})
+    assert [e["id"][-1] for e in second.json()] == ["3"]
+    streamed = await district.get(URL, params={"type": "TrafficFlowObserved", "q": "name",
+                                               "limit": 1})
+    assert [e["id"][-1] for e in streamed.json()] == ["4"]

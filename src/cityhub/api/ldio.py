@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 from cityhub.ngsild import jsonld
@@ -93,7 +93,12 @@ def negotiate(accept: str | None, *, geo: bool = True) -> str:
     return best
 
 
-AcceptHeader = Annotated[str | None, Header(alias="accept", include_in_schema=False)]
+def accept_header(request: Request) -> str | None:
+    """The Accept header, absent for many clients (then JSON is answered)."""
+    return request.headers.get("accept")
+
+
+AcceptHeader = Annotated[str | None, Depends(accept_header)]
 
 
 def ld_response(

@@ -30,6 +30,7 @@ from cityhub.ngsild.query import (
     compile_type,
     index_rows,
     sqlite_regexp,
+    type_matches,
 )
 from cityhub.store.database import Connection, Database, open_database
 from cityhub.store.port import (
@@ -122,7 +123,9 @@ class SqlStore:
             ).fetchone()
         return None if row is None else orjson.loads(row[0])
 
-    def _where(self, tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
+    def _where(
+        self, tenant: str, query: EntityQuery, *, types_in_sql: bool = True
+    ) -> tuple[str, list[Any]]:
         dialect = self.db.dialect
         clauses: list[str] = ["e.tenant = ?"]
         params: list[Any] = [tenant]
@@ -133,7 +136,7 @@ class SqlStore:
             clauses.append("e.id REGEXP ?" if dialect == "sqlite" else "e.id ~ ?")
             params.append(query.id_pattern)
         compiled: list[tuple[str, list[object]]] = []
-        if query.types is not None:
+        if query.types is not None and types_in_sql:
             compiled.append(compile_type(query.types, dialect, "e", tenant=tenant))
         if query.q is not None:
             compiled.append(compile_q(query.q, dialect, "e", tenant=tenant))
@@ -161,9 +164,10 @@ class SqlStore:
         return " AND ".join(clauses), params
 
     def query(self, tenant: str, query: EntityQuery) -> QueryResult:
-        where, params = self._where(tenant, query)
+        in_python = _types_in_python(query)
+        where, params = self._where(tenant, query, types_in_sql=not in_python)
         with self.db.transaction(write=False) as conn:
-            if query.geo is None:
+            if query.geo is None and not in_python:
                 count = None
                 if query.count:
                     count = conn.execute(
@@ -175,16 +179,27 @@ class SqlStore:
                     [*params, query.limit, query.offset],
                 ).fetchall()
                 return QueryResult([orjson.loads(r[0]) for r in rows], count)
-            rows = conn.execute(
-                f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid",
-                params,
-            ).fetchall()
+            cursor = conn.execute(f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid",
+                                  params)
+            if query.geo is None and not query.count:
+                # Stream the candidates and stop at the page's end: memory stays bounded.
+                wanted = query.offset + query.limit
+                page: list[Entity] = []
+                while len(page) < wanted and (row := cursor.fetchone()) is not None:
+                    doc = orjson.loads(row[0])
+                    if type_matches(query.types, doc):
+                        page.append(doc)
+                return QueryResult(page[query.offset :], None)
+            rows = cursor.fetchall()
         docs = [orjson.loads(r[0]) for r in rows]
-        matching = [doc for doc, hit in zip(docs, self._geo_matches(docs, query), strict=True)
+        if in_python:
+            docs = [doc for doc in docs if type_matches(query.types, doc)]
+        if query.geo is not None:
+            docs = [doc for doc, hit in zip(docs, self._geo_matches(docs, query), strict=True)
                     if hit]
         return QueryResult(
-            matching[query.offset : query.offset + query.limit],
-            len(matching) if query.count else None,
+            docs[query.offset : query.offset + query.limit],
+            len(docs) if query.count else None,
         )
 
     @staticmethod
@@ -432,6 +447,18 @@ def _lock_key(tenant: str, entity_id: str) -> int:
     """A PostgreSQL advisory lock key (signed 64 bits) for one entity id of a tenant."""
     digest = hashlib.blake2b(f"{tenant}\0{entity_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _types_in_python(query: EntityQuery) -> bool:
+    """Whether to test the entity type on the candidates rather than in SQL.
+
+    A type usually covers a large share of a tenant (every TrafficFlowObserved), so as an
+    index lookup it lists most entities; when ids, q or a geo-query already narrow the
+    candidates, testing each candidate's type in memory is far cheaper.
+    """
+    return query.types is not None and (
+        query.ids is not None or query.q is not None or query.geo is not None
+    )
 
 
 def _census(entity: Entity) -> set[tuple[str, str, str]]:

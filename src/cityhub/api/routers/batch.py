@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
@@ -107,7 +108,7 @@ def _outcome_response(
 async def batch_create(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await _body_entities(request)
     entities, errors = _parse_batch(body, ctx, require_type=True)
-    outcome = service.batch(tenant, "create", entities)
+    outcome = await run_in_threadpool(service.batch, tenant, "create", entities)
     return _outcome_response(outcome, errors, created_status=True)
 
 
@@ -131,7 +132,9 @@ async def batch_upsert(
     if {"replace", "update"} <= opts:
         raise BadRequestData("options replace and update exclude each other")
     entities, errors = _parse_batch(body, ctx, require_type=True)
-    outcome = service.batch(tenant, "upsert", entities, replace="update" not in opts)
+    outcome = await run_in_threadpool(
+        service.batch, tenant, "upsert", entities, replace="update" not in opts
+    )
     created_any = bool(outcome.created)
     return _outcome_response(outcome, errors, created_status=created_any)
 
@@ -151,8 +154,9 @@ async def batch_update(
 ) -> Response:
     body, ctx = await _body_entities(request)
     entities, errors = _parse_batch(body, ctx, require_type=False)
-    outcome = service.batch(tenant, "update", entities,
-                            overwrite="noOverwrite" not in parse_options(options))
+    overwrite = "noOverwrite" not in parse_options(options)
+    outcome = await run_in_threadpool(service.batch, tenant, "update", entities,
+                                      overwrite=overwrite)
     return _outcome_response(outcome, errors, created_status=False)
 
 
@@ -166,7 +170,7 @@ async def batch_update(
 async def batch_merge(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await _body_entities(request)
     entities, errors = _parse_batch(body, ctx, require_type=False, allow_null=True)
-    outcome = service.batch(tenant, "merge", entities)
+    outcome = await run_in_threadpool(service.batch, tenant, "merge", entities)
     return _outcome_response(outcome, errors, created_status=False)
 
 
@@ -184,7 +188,7 @@ async def batch_delete(request: Request, tenant: WriteTenant, service: ServiceDe
         raise BadRequestData("expected a non-empty JSON array of entity ids")
     for entity_id in body:
         check_entity_id(entity_id)
-    outcome = service.delete_many(tenant, body)
+    outcome = await run_in_threadpool(service.delete_many, tenant, body)
     return _outcome_response(outcome, [], created_status=False)
 
 
