@@ -88,3 +88,35 @@ def test_readers_do_not_see_a_write_before_it_commits(
     service.replace("", vehicle(1, 90.0))
     assert seen == [(50.0, 0)]
     assert [e["id"] for e in store.query("", fast).entities] == [V1]
+
+
+def test_close_waits_for_a_transaction_under_way(tmp_path: Path) -> None:
+    """Closing while another thread is mid-transaction must wait, not pull the connection away."""
+    import threading
+
+    from cityhub.store.database import SqliteDatabase, StoreClosed
+
+    database = SqliteDatabase(str(tmp_path / "close.db"))
+    entered, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def busy() -> None:
+        with database.transaction(write=True) as conn:
+            conn.execute("CREATE TABLE t (x INTEGER)")
+            entered.set()
+            release.wait(5)
+            conn.execute("INSERT INTO t VALUES (1)")
+            outcome.append(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    entered.wait(5)
+    closer = threading.Thread(target=database.close)
+    closer.start()
+    release.set()
+    worker.join(10)
+    closer.join(10)
+    assert outcome == [1]
+    with pytest.raises(StoreClosed):
+        with database.transaction(write=False):
+            pass

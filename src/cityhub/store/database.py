@@ -42,6 +42,10 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+class StoreClosed(RuntimeError):
+    """A transaction was asked of a database that has been closed."""
+
+
 class SqliteDatabase:
     """SQLite file (or :memory: for tests) in WAL mode; see module docstring."""
 
@@ -57,6 +61,11 @@ class SqliteDatabase:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._shared: sqlite3.Connection | None = None
+        # Transactions under way, so that close() waits for them: closing a connection that
+        # another thread is using crashes the interpreter (seen with a notifier mid-claim).
+        self._active = 0
+        self._closed = False
+        self._idle = threading.Condition()
         if path == ":memory:":  # one connection, or each thread would see its own database
             self._shared = self._open()
 
@@ -84,6 +93,20 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Connection]:
+        with self._idle:
+            if self._closed:
+                raise StoreClosed("the SQLite store is closed")
+            self._active += 1
+        try:
+            with self._transaction(write=write) as conn:
+                yield conn
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
         conn = self._connection()
         if not write and self._shared is None:
             conn.execute("BEGIN")
@@ -102,6 +125,10 @@ class SqliteDatabase:
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Refuse new transactions, wait (up to 30 s) for those under way, then close."""
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: self._active == 0, timeout=30.0)
         with self._all_lock:
             for conn in self._all:
                 conn.close()
