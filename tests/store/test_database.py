@@ -117,6 +117,5 @@ def test_close_waits_for_a_transaction_under_way(tmp_path: Path) -> None:
     worker.join(10)
     closer.join(10)
     assert outcome == [1]
-    with pytest.raises(StoreClosed):
-        with database.transaction(write=False):
-            pass
+    with pytest.raises(StoreClosed), database.transaction(write=False):
+        pass
