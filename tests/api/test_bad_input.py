@@ -192,3 +192,19 @@ async def test_batch_in_json_ld_without_a_context_is_refused(client: httpx.Async
     response = await client.post("/ngsi-ld/v1/entityOperations/create", json=[CAR],
                                  headers={"Content-Type": "application/ld+json"})
     assert_problem(response)
+
+
+async def test_huge_subscription_offset_is_bad_request(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ngsi-ld/v1/subscriptions",
+                                params={"offset": "46487591585050542080"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_batch_of_many_duplicates_reports_each_once(client: httpx.AsyncClient) -> None:
+    body = [{"id": "urn:ngsi-ld:T:0", "type": "T"}] * 2000
+    response = await client.post("/ngsi-ld/v1/entityOperations/create", json=body)
+    assert response.status_code == 207
+    result = response.json()
+    assert result["success"] == []  # an id given twice is refused, each repeat reported
+    assert len(result["errors"]) == 1999

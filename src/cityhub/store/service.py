@@ -148,13 +148,15 @@ class EntityService:
     ) -> BatchOutcome:
         """mode: create | upsert | update | merge. One transaction; failures are per entity."""
         now, outcome = self._now(), BatchOutcome()
+        # An id given twice is ambiguous: none of its entities is applied, each repeat reported.
         seen: set[str] = set()
         for entity in entities:
             if entity["id"] in seen:
                 outcome.errors.append((entity["id"], BadRequestData(
-                    f"entity {entity['id']} appears twice in one batch")))
+                    f"entity {entity['id']} appears more than once in one batch")))
             seen.add(entity["id"])
-        unique = [e for e in entities if e["id"] not in {i for i, _ in outcome.errors}]
+        repeated = {entity_id for entity_id, _ in outcome.errors}
+        unique = [e for e in entities if e["id"] not in repeated]
 
         def mutation(current: Mapping[str, Entity | None]) -> dict[str, Entity | None]:
             result: dict[str, Entity | None] = {}

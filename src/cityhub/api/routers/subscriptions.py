@@ -11,6 +11,7 @@ from starlette.responses import Response
 from cityhub.api import openapi as api
 from cityhub.api.deps import ReadTenant, WriteTenant
 from cityhub.api.ldio import AcceptHeader, LinkContext, ld_response, negotiate, read_json
+from cityhub.api.query_params import MAX_OFFSET
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.subscription import apply_patch, parse_subscription, render_subscription
 from cityhub.store.service import utc_now
@@ -80,7 +81,7 @@ def query_subscriptions(
     request: Request,
     accept: AcceptHeader,
     limit: Annotated[int, Query(ge=0, description="Page size (default 20)")] = 20,
-    offset: Annotated[int, Query(ge=0, description="Subscriptions to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Subscriptions to skip")] = 0,
     count: Annotated[bool, Query(description="Return NGSILD-Results-Count")] = False,
 ) -> Response:
     media = negotiate(accept, geo=False)
