@@ -73,3 +73,25 @@ def test_free_port_moves_off_a_taken_port() -> None:
         taken.listen()
         busy = taken.getsockname()[1]
         assert free_port("127.0.0.1", busy) != busy
+
+
+def test_several_workers_share_one_store(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1", 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/ngsi-ld/v1/entities"
+        wait_for_health(f"http://127.0.0.1:{port}", process)
+        # New connections spread over both processes; every write must be seen by every read.
+        for n in range(40):
+            with httpx.Client() as fresh:
+                created = fresh.post(url, json={"id": f"urn:ngsi-ld:T:{n}", "type": "T", "n": n})
+                assert created.status_code == 201, created.text
+        with httpx.Client() as fresh:
+            listed = fresh.get(url, params={"type": "T", "count": "true", "limit": 0})
+        assert listed.headers["NGSILD-Results-Count"] == "40"
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 from typing import Annotated
@@ -74,7 +75,7 @@ def _check_store(settings: Settings) -> None:
         raise fail(f"cannot open the store at {shown}: {reason}") from None
 
 
-def _run_hub(host: str, port: int, log_level: str) -> None:
+def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
     import uvicorn
 
     from cityhub.api.app import create_app
@@ -88,7 +89,15 @@ def _run_hub(host: str, port: int, log_level: str) -> None:
         f"cityhub hub on [bold]http://{host}:{port}[/] "
         f"(NGSI-LD at /ngsi-ld/v1, OpenAPI at /docs), store: "
         f"{settings.resolved_store_url().split('@')[-1]}"
+        + (f", {workers} worker processes" if workers > 1 else "")
     )
+    if workers > 1:
+        # Worker processes build their own app from the environment; hub processes share
+        # nothing but the store, so they can serve side by side.
+        os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
+        uvicorn.run("cityhub.api.app:create_app", factory=True, workers=workers, host=host,
+                    port=port, log_level=log_level.lower(), access_log=False)
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
                 access_log=False)
 
@@ -98,9 +107,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind (Orion-LD's 1026 by default).")] = 1026,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    workers: Annotated[int, typer.Option(min=1, help="Hub processes sharing the port.")] = 1,
 ) -> None:
     """Serve the NGSI-LD hub (SQLite in ./.cityhub by default; CITYHUB_STORE_URL for PostgreSQL)."""
-    _run_hub(host, port, log_level)
+    _run_hub(host, port, log_level, workers)
 
 
 @app.command()
