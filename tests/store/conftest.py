@@ -9,7 +9,6 @@ still starts with an empty database and a new `SqlStore` (empty caches, new pool
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,7 +16,7 @@ import pytest
 
 from cityhub.store.service import EntityService
 from cityhub.store.sql import SqlStore
-from tests.conftest import PG_BASE, need_service
+from tests.conftest import pg_schema
 from tests.store.helpers import Clock
 
 BACKENDS = ["sqlite", "postgres"]
@@ -29,17 +28,8 @@ def database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'hub.db'}"
         return
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg
-
-    schema = f"store_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_BASE, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with pg_schema("store") as url:
+        yield url
 
 
 def empty(url: str) -> None:

@@ -70,19 +70,6 @@ def _parse_batch(
     return entities, errors
 
 
-async def _body_entities(request: Request) -> tuple[Any, LdContext]:
-    body, ctx = await read_json(request)
-    if isinstance(body, list) and body and isinstance(body[0], dict) and "@context" in body[0]:
-        # application/ld+json batches carry the @context in each entity; use the first one's.
-        from cityhub.ngsild import jsonld
-
-        context = jsonld.request_context(
-            request.headers.get("content-type"), request.headers.get("link"), body[0]
-        )
-        ctx = LdContext(context, request.app.state.contexts_resolver.term_map(context))
-    return body, ctx
-
-
 def _outcome_response(
     outcome: BatchOutcome, parse_errors: list[tuple[str, NgsiLdError]], created_status: bool
 ) -> Response:
@@ -106,7 +93,7 @@ def _outcome_response(
     openapi_extra=api.request_body(api.BATCH_ENTITIES, "The entities to create"),
 )
 async def batch_create(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
-    body, ctx = await _body_entities(request)
+    body, ctx = await read_json(request)
     entities, errors = _parse_batch(body, ctx, require_type=True)
     outcome = await run_in_threadpool(service.batch, tenant, "create", entities)
     return _outcome_response(outcome, errors, created_status=True)
@@ -127,7 +114,7 @@ async def batch_upsert(
     service: ServiceDep,
     options: Annotated[str | None, Query(description="replace (default) or update")] = None,
 ) -> Response:
-    body, ctx = await _body_entities(request)
+    body, ctx = await read_json(request)
     opts = parse_options(options)
     if {"replace", "update"} <= opts:
         raise BadRequestData("options replace and update exclude each other")
@@ -152,7 +139,7 @@ async def batch_update(
     service: ServiceDep,
     options: Annotated[str | None, Query(description="noOverwrite")] = None,
 ) -> Response:
-    body, ctx = await _body_entities(request)
+    body, ctx = await read_json(request)
     entities, errors = _parse_batch(body, ctx, require_type=False)
     overwrite = "noOverwrite" not in parse_options(options)
     outcome = await run_in_threadpool(service.batch, tenant, "update", entities,
@@ -168,7 +155,7 @@ async def batch_update(
     openapi_extra=api.request_body(api.BATCH_FRAGMENTS, "Attributes to merge, per entity"),
 )
 async def batch_merge(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
-    body, ctx = await _body_entities(request)
+    body, ctx = await read_json(request)
     entities, errors = _parse_batch(body, ctx, require_type=False, allow_null=True)
     outcome = await run_in_threadpool(service.batch, tenant, "merge", entities)
     return _outcome_response(outcome, errors, created_status=False)
