@@ -35,9 +35,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from cityhub.api import context_fetch
 from cityhub.api.app import create_app
 from cityhub.config import Settings
-from cityhub.ngsild import jsonld
 
 FUZZ_EXAMPLES = 25
 API = "/ngsi-ld/v1"
@@ -89,10 +89,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
                                            http="h11", ws="none", loop="asyncio"))
-    offline = functools.partial(jsonld.build_context_services,
+    offline = functools.partial(context_fetch.HttpxFetcher,
                                 transport=httpx.MockTransport(_empty_context))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jsonld, "build_context_services", offline)
+        patch.setattr(context_fetch, "HttpxFetcher", offline)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         for _ in range(500):

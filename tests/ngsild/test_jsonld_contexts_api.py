@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cityhub.api.context_fetch import HttpxFetcher
 from cityhub.api.routers.jsonld_contexts import router
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.jsonld import ContextServices, build_context_services
@@ -43,7 +44,7 @@ def make_app(services: ContextServices) -> FastAPI:
 @pytest.fixture
 def services() -> ContextServices:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=REMOTE_DOC))
-    return build_context_services(base_url=BASE, transport=transport)
+    return build_context_services(base_url=BASE, fetch=HttpxFetcher(transport=transport))
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cityhub.api.context_fetch import HttpxFetcher
 from cityhub.ngsild.context_loader import (
     DATA_INTEGRITY_V2_URL,
     DocumentLoader,
-    HttpxFetcher,
     is_core_context_url,
 )
 from cityhub.ngsild.errors import InvalidRequest, LdContextNotAvailable

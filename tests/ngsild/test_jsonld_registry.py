@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cityhub.api.context_fetch import HttpxFetcher
 from cityhub.ngsild.context_registry import (
     CORE_ID,
     ContextRecord,
@@ -62,7 +63,7 @@ def services(remote: Remote, tmp_path: Path) -> ContextServices:
     return build_context_services(
         base_url=BASE + "/",
         cache_dir=tmp_path / "cache",
-        transport=httpx.MockTransport(remote.handler),
+        fetch=HttpxFetcher(transport=httpx.MockTransport(remote.handler)),
     )
 
 
@@ -175,7 +176,7 @@ def test_reloading_a_cached_context_replaces_it_everywhere(
     )
     assert services.registry.get(REMOTE, details=True)["numberOfHits"] == 1
     restarted = build_context_services(
-        base_url=BASE, cache_dir=tmp_path / "cache", allow_remote=False
+        base_url=BASE, cache_dir=tmp_path / "cache"
     )
     assert restarted.loader.load(REMOTE) == remote.document
 
@@ -205,8 +206,8 @@ def test_deleting_a_cached_context_fetches_it_again_next_time(
 
 def test_implicit_contexts_get_a_stable_url() -> None:
     inline = [REMOTE, {"speed": "https://vocab.example.org/speed"}]
-    first = build_context_services(base_url=BASE, allow_remote=False).registry
-    second = build_context_services(base_url=BASE, allow_remote=False).registry
+    first = build_context_services(base_url=BASE).registry
+    second = build_context_services(base_url=BASE).registry
     url = first.ensure_implicit(inline)
     assert url == second.ensure_implicit(json.loads(json.dumps(inline)))
     assert first.ensure_implicit(inline) == url
@@ -218,7 +219,7 @@ def test_implicit_contexts_get_a_stable_url() -> None:
 
 
 def test_an_implicit_context_resolves_through_the_loader() -> None:
-    services = build_context_services(base_url=BASE, allow_remote=False)
+    services = build_context_services(base_url=BASE)
     url = services.registry.ensure_implicit({"speed": "https://vocab.example.org/speed"})
     terms = services.term_map(url)
     assert terms.expand_term("speed") == "https://vocab.example.org/speed"

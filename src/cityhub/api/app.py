@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import notifier, problems
+from cityhub.api import context_fetch, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
     batch,
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             storage=SqlContextStorage(store.db),
             context_dir=settings.context_dir,
             cache_dir=settings.data_dir / "contexts",
-            timeout=settings.context_fetch_timeout_s,
+            fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
         app.state.service = EntityService(store)

@@ -21,7 +21,8 @@
 4. **Earlier remote fetches** (kind Cached), asked of the `ContextStore`, then, when `cache_dir`
    is set, the files `<cache_dir>/<sha256 of the URL>.json` (`{"url": ..., "document": ...}`),
    which survive restarts of the embedded default.
-5. **A remote fetch** over HTTP(S) with a short timeout (`HttpxFetcher`); the result is kept as
+5. **A remote fetch** through the `fetch` callable given (the hub passes
+   `cityhub.api.context_fetch.HttpxFetcher`, HTTP(S) with a short timeout); the result is kept as
    in 4. Without a fetcher (remote fetching disabled) the URL is not available.
 
 A URL no source holds raises `LdContextNotAvailable` naming it; a document that is not JSON or
@@ -42,14 +43,11 @@ import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
-
-import httpx
 
 from cityhub.ngsild.errors import InvalidRequest, LdContextNotAvailable
 
@@ -262,57 +260,6 @@ class DiskCache:
 
     def forget(self, url: str) -> None:
         self._path(url).unlink(missing_ok=True)
-
-
-class HttpxFetcher:
-    """Fetches a remote @context over HTTP(S): the loader's one seam to the network."""
-
-    def __init__(
-        self,
-        timeout: float = 3.0,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        max_bytes: int = 2 * 1024 * 1024,
-    ) -> None:
-        self.timeout = timeout
-        self.max_bytes = max_bytes
-        self._transport = transport
-
-    def __call__(self, url: str) -> JsonDocument:
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise LdContextNotAvailable(
-                f"@context {url} is not held locally and is not an http(s) URL"
-            )
-        deadline = time.monotonic() + self.timeout
-        body = bytearray()
-        try:
-            with (
-                httpx.Client(
-                    timeout=self.timeout,
-                    follow_redirects=True,
-                    max_redirects=5,
-                    transport=self._transport,
-                    headers={"Accept": "application/ld+json, application/json;q=0.9"},
-                ) as client,
-                client.stream("GET", url) as response,
-            ):
-                if response.status_code != 200:
-                    raise LdContextNotAvailable(
-                        f"@context {url} could not be fetched: HTTP {response.status_code}"
-                    )
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise LdContextNotAvailable(
-                            f"@context {url} is larger than {self.max_bytes} bytes"
-                        )
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the whole download took too long")
-        except httpx.HTTPError as exc:
-            raise LdContextNotAvailable(
-                f"@context {url} could not be fetched: {type(exc).__name__}: {exc}"
-            ) from exc
-        return parse_context_json(url, bytes(body))
 
 
 class DocumentLoader:

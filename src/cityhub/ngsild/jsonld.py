@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
-from cityhub.ngsild.context_loader import DocumentLoader, HttpxFetcher, is_context_value
+from cityhub.ngsild.context_loader import DocumentLoader, Fetch, is_context_value
 from cityhub.ngsild.context_registry import ContextRegistry, ContextStorage, MemoryContextStorage
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, UnsupportedMediaType
 from cityhub.ngsild.term_map import ContextResolver, ContextValue, TermMap
@@ -197,18 +196,16 @@ def build_context_services(
     storage: ContextStorage | None = None,
     context_dir: Path | None = None,
     cache_dir: Path | None = None,
-    timeout: float = 3.0,
-    allow_remote: bool = True,
-    transport: httpx.BaseTransport | None = None,
+    fetch: Fetch | None = None,
     max_term_maps: int = 256,
 ) -> ContextServices:
     """Wire registry, loader and resolver; put `.registry` in `app.state.contexts`.
 
     `base_url` is where clients reach the hub (hosted contexts are served under
-    `{base_url}/ngsi-ld/v1/jsonldContexts/{id}`); `allow_remote=False` never fetches over the
-    network (only bundled, stored, `context_dir` and cached contexts resolve).
+    `{base_url}/ngsi-ld/v1/jsonldContexts/{id}`); `fetch` gets remote contexts (the hub passes
+    `cityhub.api.context_fetch.HttpxFetcher`); without it the network is never used (only
+    bundled, stored, `context_dir` and cached contexts resolve).
     """
-    fetch = HttpxFetcher(timeout, transport=transport) if allow_remote else None
     registry = ContextRegistry(storage or MemoryContextStorage(), base_url=base_url, fetch=fetch)
     loader = DocumentLoader(
         store=registry, context_dir=context_dir, cache_dir=cache_dir, fetch=fetch
