@@ -1,65 +1,19 @@
-"""The `cityhub` command: the composition root that wires settings, stores and servers."""
+"""The `cityhub` command: the composition root that wires settings, stores and servers.
+
+Each area adds its commands as a typer group in its own module here (`cli/<area>.py`, with
+`app = typer.Typer(...)`), registered at the bottom of this file with `app.add_typer`.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
-import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 from cityhub import __version__
+from cityhub.cli.common import app, configure_logging, console, fail, free_port, load_settings
 from cityhub.config import Settings
-
-app = typer.Typer(
-    name="cityhub",
-    help="cityhub: an open-source smart-city platform (NGSI-LD hub, edge, city brain).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print one readable line and return the exit to raise (no traceback for users)."""
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
-
-
-def free_port(host: str, preferred: int) -> int:
-    """`preferred` if nobody listens there, else (or for 0) a free port the OS picks."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, preferred))
-        except OSError:
-            probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def load_settings() -> Settings:
-    """Settings from the environment, or one readable line naming the bad CITYHUB_ variable."""
-    try:
-        return Settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"])
-        raise fail(
-            f"invalid setting {name} (CITYHUB_{name.upper()}={first.get('input')!r}): "
-            f"{first['msg']}"
-        ) from None
 
 
 def _check_store(settings: Settings) -> None:
@@ -83,7 +37,7 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
     settings = load_settings()
     if settings.public_url is None:
         settings.public_url = f"http://{host}:{port}"
-    _configure_logging(log_level)
+    configure_logging(log_level)
     _check_store(settings)
     console.print(
         f"cityhub hub on [bold]http://{host}:{port}[/] "
@@ -130,5 +84,4 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    app()
+__all__ = ["app", "fail", "free_port", "load_settings"]

@@ -1,0 +1,1 @@
+"""Governance: identity, policy decisions, catalogue, sharing, audit ledger, privacy, quality."""
