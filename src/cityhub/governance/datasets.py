@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Protocol
 
 
 class Tier(StrEnum):
@@ -41,3 +42,11 @@ class Dataset:
     tenant: str = ""
     attributes: tuple[str, ...] = ()
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class Catalogue(Protocol):
+    """Read access to the catalogued datasets (the stored catalogue implements it)."""
+
+    def get(self, dataset_id: str, tenant: str = "") -> Dataset | None: ...
+
+    def datasets(self, tenant: str = "") -> list[Dataset]: ...
