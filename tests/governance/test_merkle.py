@@ -34,6 +34,7 @@ def test_known_vectors() -> None:
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
 
 
+@settings(max_examples=40, deadline=None)
 @given(st.integers(min_value=0, max_value=130))
 def test_root_matches_naive_recomputation(n: int) -> None:
     data, source = tree(n)
@@ -42,7 +43,7 @@ def test_root_matches_naive_recomputation(n: int) -> None:
         assert merkle.root(source, size) == naive_mth(data[:size])
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_inclusion_proofs_verify_and_wrong_ones_fail(data: st.DataObject) -> None:
     n = data.draw(st.integers(min_value=1, max_value=200))
@@ -66,7 +67,7 @@ def test_inclusion_proofs_verify_and_wrong_ones_fail(data: st.DataObject) -> Non
         assert not merkle.verify_inclusion(leaf, index, size, [*path, path[0]], top)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_consistency_proofs_verify_and_wrong_ones_fail(data: st.DataObject) -> None:
     new = data.draw(st.integers(min_value=1, max_value=200))
