@@ -48,6 +48,41 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(
         default=5.0, gt=0, description="Timeout of one HTTP notification delivery."
     )
+    audit_enabled: bool = Field(
+        default=True,
+        description="Append audit events to the Merkle ledger (off: events are dropped; "
+        "only for measuring the cost of auditing).",
+    )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 PEM key that signs the ledger's tree heads; created (0600) when "
+        "absent. Default: data_dir/audit-ed25519.pem.",
+    )
+    audit_flush_interval_s: float = Field(
+        default=0.2, gt=0, description="How often buffered audit events are appended."
+    )
+    audit_sign_interval_s: float = Field(
+        default=60.0, gt=0, description="How often a tree head is signed when the ledger grew."
+    )
+    privacy_budget: float = Field(
+        default=10.0, gt=0, description="Total epsilon each dataset may spend on "
+        "differentially private answers.",
+    )
+    privacy_max_epsilon: float = Field(
+        default=1.0, gt=0, description="Largest epsilon one private aggregate query may spend."
+    )
+    quality_bar: float = Field(
+        default=0.75, ge=0, le=1,
+        description="Overall data quality score (0..1) a dataset needs to pass.",
+    )
+    datasets_file: Path | None = Field(
+        default=None,
+        description="TOML file of catalogued datasets for the in-memory catalogue "
+        "(default: the district's datasets shipped with cityhub).",
+    )
+
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit-ed25519.pem"
 
     def resolved_store_url(self) -> str:
         """The store URL, defaulting to the embedded SQLite file under data_dir."""

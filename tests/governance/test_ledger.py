@@ -50,7 +50,8 @@ def test_appends_chain_records_and_proofs_verify(ledger: Ledger, key: Ed25519Pri
     for size in (1, 2, 3, 16, 17, 37):
         assert ledger.root(size) == merkle.root(naive, size)
     head = ledger.sign(key)
-    assert head.size == 37 and head_signature_valid(key.public_key(), head)
+    assert head.size == 37
+    assert head_signature_valid(key.public_key(), head)
     root = bytes.fromhex(head.root)
     for index in (0, 13, 36):
         path = ledger.inclusion(index, 37)

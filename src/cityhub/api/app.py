@@ -10,13 +10,16 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import context_fetch, notifier, problems
+from cityhub.api import context_fetch, governance_state, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
+    audit,
     batch,
     discovery,
     entities,
     jsonld_contexts,
+    privacy,
+    quality,
     subscriptions,
     temporal,
 )
@@ -50,8 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.contexts_resolver = services.resolver
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
-            async with notifier.running(app):
-                yield
+            with governance_state.running(app, settings, store):
+                async with notifier.running(app):
+                    yield
         finally:
             store.close()
 
@@ -68,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         ngsi.include_router(module.router)
     app.include_router(ngsi)
+    for module in (audit, privacy, quality):
+        app.include_router(module.router)
 
     @app.get("/health", tags=["operations"], summary="Ready when the store answers")
     def health() -> Response:

@@ -187,6 +187,13 @@ class Ledger:
                 "ORDER BY idx", (start, end)).fetchall()
         return [Leaf(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
+    def dataset_records(self, tenant: str, dataset: str) -> list[tuple[int, dict[str, Any]]]:
+        """(index, record) of every event about `dataset`, oldest first."""
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute("SELECT idx, record FROM ledger_leaves WHERE tenant = ? AND "
+                                "dataset = ? ORDER BY idx", (tenant, dataset)).fetchall()
+        return [(int(r[0]), json.loads(r[1])) for r in rows]
+
     def index_of(self, leaf_hash_hex: str) -> int | None:
         with self.db.transaction(write=False) as conn:
             row = conn.execute("SELECT MIN(idx) FROM ledger_leaves WHERE leaf_hash = ?",

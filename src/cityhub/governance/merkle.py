@@ -105,7 +105,7 @@ def _subproof(source: Subtrees, m: int, start: int, end: int, whole: bool) -> li
 def verify_inclusion(
     leaf: bytes, index: int, size: int, path: Sequence[bytes], expected_root: bytes
 ) -> bool:
-    """RFC 9162 2.1.3.2: does `path` prove leaf hash `leaf` at `index` in the tree `expected_root`?"""
+    """RFC 9162 2.1.3.2: does `path` prove leaf hash `leaf` at `index` under `expected_root`?"""
     if index >= size or index < 0:
         return False
     fn, sn, r = index, size - 1, leaf
