@@ -85,3 +85,7 @@ def version() -> None:
 
 
 __all__ = ["app", "fail", "free_port", "load_settings"]
+
+from cityhub.cli import audit  # noqa: E402  (groups register after the app exists)
+
+app.add_typer(audit.app, name="audit")

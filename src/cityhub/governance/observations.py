@@ -22,11 +22,9 @@ PAGE = 1000
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One recorded value of an attribute: `at` is its observedAt in epoch seconds, `order`
-    the order in which the hub recorded it."""
+    """One recorded value of an attribute: `at` is its observedAt in epoch seconds."""
 
     entity_id: str
-    order: int
     at: float
     value: Any
     unit: str | None
@@ -81,6 +79,6 @@ def readings(temporal: TemporalStore, tenant: str, entity: Entity, iri: str,
     for row in series.items:
         if isinstance(row, tl.HistoryRow) and not row.deleted:
             instance = row.instance
-            out.append(Reading(entity["id"], row.hid, row.time, instance.get("value"),
+            out.append(Reading(entity["id"], row.time, instance.get("value"),
                                instance.get("unitCode")))
     return out

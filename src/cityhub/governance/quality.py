@@ -4,8 +4,8 @@ completeness - the share of (entity, declared attribute) pairs present;
 timeliness   - the share of entities updated within twice the declared frequency;
 validity     - the share of recent readings of range-declared attributes that are numbers
                inside the declared range;
-consistency  - the share of checks passed: observedAt not in the future, history recorded in
-               observation order, one unit per attribute.
+consistency  - the share of checks passed: observedAt not in the future, no two different
+               values observed at one instant, one unit per attribute.
 A dataset passes when the mean of its four scores reaches the bar (CITYHUB_QUALITY_BAR).
 """
 
@@ -105,7 +105,7 @@ def _check(series: list[observations.Reading], bounds: tuple[float, float] | Non
         consistency.add(reading.at <= now + FUTURE_SKEW_S)
         consistency.add(reading.unit == unit)
         if before is not None:
-            consistency.add(before.order < reading.order)
+            consistency.add(before.at != reading.at or before.value == reading.value)
 
 
 def share_passing(scores: list[QualityScore]) -> float:
