@@ -44,12 +44,13 @@ async def test_signed_heads_and_proofs_verify(tmp_path: Path) -> None:
         assert [leaf["index"] for leaf in leaves] == list(range(11))
         for params in ({"index": 6}, {"hash": leaves[6]["leafHash"]}):
             proof = (await http.get("/audit/proof/inclusion", params=params)).json()
-            assert proof["treeSize"] == 11 and proof["index"] == 6
+            assert proof["treeSize"] == 11
+            assert proof["index"] == 6
             assert merkle.verify_inclusion(
                 merkle.leaf_hash(leaves[6]["record"].encode()), 6, 11,
                 [bytes.fromhex(p) for p in proof["path"]], bytes.fromhex(first["root"]))
 
-        for i in range(6):
+        for _ in range(6):
             app.state.audit.record(use("auditor", "review", None))
         second = (await http.post("/audit/head")).json()
         assert second["size"] == 17
@@ -73,7 +74,8 @@ async def test_steward_report_says_who_used_a_dataset_for_what(tmp_path: Path) -
     alice = next(u for u in report["uses"] if u["actor"] == "alice")
     assert (alice["purpose"], alice["grant"], alice["count"]) == ("congestion study", "grant-7", 3)
     assert alice["decisions"] == {"permit": 3}
-    assert alice["department"] == "transport" and alice["first"] <= alice["last"]
+    assert alice["department"] == "transport"
+    assert alice["first"] <= alice["last"]
 
 
 async def test_events_buffered_at_shutdown_are_kept_and_signed(tmp_path: Path) -> None:

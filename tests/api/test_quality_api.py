@@ -38,7 +38,8 @@ async def test_scores_per_dimension(tmp_path: Path) -> None:
     recent = now - timedelta(minutes=30)
     async with hub(_settings(tmp_path, 0.9)) as (_, http):
         # A good station: 10 in-range readings up to 2 minutes ago.
-        await seed_air_quality(http, "good", 2.1, 41.3, [10] * 10, start=now - timedelta(minutes=12))
+        await seed_air_quality(http, "good", 2.1, 41.3, [10] * 10,
+                               start=now - timedelta(minutes=12))
         # A bad one: silent for a day, 2 of 4 readings out of range.
         await seed_air_quality(http, "bad", 2.2, 41.3, [5, -3, 700, 8],
                                start=now - timedelta(days=1))
@@ -58,8 +59,10 @@ async def test_scores_per_dimension(tmp_path: Path) -> None:
     assert air["consistency"] < 1.0
     assert not air["passed"]
     weather = next(d for d in overall["datasets"] if d["dataset"] == "weather")
-    assert weather["entities"] == 0 and weather["overall"] == 0.0
-    assert overall["bar"] == 0.9 and overall["sharePassing"] == 0.0
+    assert weather["entities"] == 0
+    assert weather["overall"] == 0.0
+    assert overall["bar"] == 0.9
+    assert overall["sharePassing"] == 0.0
 
 
 async def test_share_passing_follows_the_bar(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from cityhub.store.database import Connection, Database
 
 
+_DDL_LOCK = 0x70726976  # "priv"
+
+
 class BudgetExhausted(Exception):
     """The dataset's privacy budget cannot pay for the query."""
 
@@ -55,6 +58,8 @@ class PrivacyBudgets:
         self.db = db
         self.total = total
         with db.transaction(write=True) as conn:
+            if db.dialect == "postgres":  # CREATE IF NOT EXISTS races between processes
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_DDL_LOCK,))
             for statement in ddl(db.dialect):
                 conn.execute(statement)
 

@@ -118,6 +118,8 @@ class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
         with db.transaction(write=True) as conn:
+            if db.dialect == "postgres":  # CREATE IF NOT EXISTS races between processes
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
             for statement in ddl(db.dialect):
                 conn.execute(statement)
         self._cache: dict[tuple[int, int], bytes] = {}
