@@ -3,6 +3,7 @@ charges never spend more than the total."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -32,10 +33,8 @@ def test_concurrent_charges_never_overspend(db: Database, store_url: str) -> Non
         budgets = PrivacyBudgets(own, total=1.0)
         try:
             for _ in range(5):
-                try:
+                with contextlib.suppress(BudgetExhausted):
                     granted.append(budgets.charge("", "air", 0.1, "t", "count").spent)
-                except BudgetExhausted:
-                    pass
         finally:
             if own is not db:
                 own.close()

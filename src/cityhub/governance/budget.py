@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from cityhub.store.database import Connection, Database
 
-
 _DDL_LOCK = 0x70726976  # "priv"
 
 
