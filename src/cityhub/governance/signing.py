@@ -57,13 +57,18 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:  # O_EXCL: two hub processes starting together keep one key
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then linked: two hub processes starting
+        # together keep one key, and neither reads a half-written file.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        try:
+            os.link(temporary, path)
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
+        finally:
+            temporary.unlink()
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
