@@ -164,6 +164,23 @@ def test_inserted_record_is_named(ledger: Ledger, key: Ed25519PrivateKey) -> Non
     assert not any(m.startswith(("REMOVED", "REORDERED")) for m in found), found
 
 
+def test_inserted_record_numbered_past_the_end_is_named(ledger: Ledger,
+                                                        key: Ed25519PrivateKey) -> None:
+    filled(ledger, key)
+    forged = dict(json.loads(stored(ledger.db, 8)[0]), seq=100, actor="mallory@nowhere")
+    text = canonical(forged).decode()
+    with ledger.db.transaction(write=True) as conn:
+        for idx in range(19, 7, -1):
+            conn.execute("UPDATE ledger_leaves SET idx = ? WHERE idx = ?", (idx + 1, idx))
+        conn.execute("INSERT INTO ledger_leaves (idx, tenant, dataset, record, leaf_hash) "
+                     "VALUES (8, '', 'air-quality', ?, ?)",
+                     (text, merkle.leaf_hash(text.encode()).hex()))
+    found = messages(ledger.db, key)
+    assert "INSERTED: the record stored at index 8 claims sequence number 100, past the end " \
+        "of the ledger" in found, found
+    assert not any(m.startswith(("REMOVED", "REORDERED", "ALTERED")) for m in found), found
+
+
 def test_reordered_records_are_named(ledger: Ledger, key: Ed25519PrivateKey) -> None:
     filled(ledger, key)
     three, eleven = stored(ledger.db, 3), stored(ledger.db, 11)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cityhub.governance import merkle
@@ -48,9 +49,10 @@ def ddl(dialect: str) -> list[str]:
 
 
 def canonical(value: dict[str, Any]) -> bytes:
-    """The one byte form of a record that is hashed: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode()
+    """The one byte form of a record that is hashed: sorted keys, no spaces, UTF-8 (the bytes
+    are stored as they are, so verification never re-serialises)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                        default=str)
 
 
 def event_record(event: AuditEvent, seq: int, prev: str) -> dict[str, Any]:

@@ -103,6 +103,16 @@ def _genuine(rows: list[_Row], report: Report) -> dict[int, _Row]:
                 report.add("inserted", None, f"INSERTED: the record stored at index {row.idx} "
                            f"claims sequence number {seq}, which record at index {best.idx} "
                            "holds with an intact chain")
+    # A record numbered past the end, after a gap, yet stored before other records: forged.
+    last_stored = rows[-1] if rows else None
+    while chosen:
+        top = max(chosen)
+        row = chosen[top]
+        if top == 0 or top - 1 in chosen or row is last_stored:
+            break
+        del chosen[top]
+        report.add("inserted", None, f"INSERTED: the record stored at index {row.idx} claims "
+                   f"sequence number {top}, past the end of the ledger")
     return chosen
 
 
