@@ -49,15 +49,15 @@ class LedgerSink:
         if full:
             self._wake.set()
 
-    def flush(self) -> int:
-        """Append everything buffered so far; returns the ledger's size afterwards."""
+    def flush(self) -> None:
+        """Append everything buffered so far (an idle sink does not touch the database)."""
         with self._flush_lock:
             with self._buffer_lock:
                 batch, self._buffer = self._buffer, []
             if not batch:
-                return self.ledger.size()
+                return
             try:
-                return self.ledger.append(batch)
+                self.ledger.append(batch)
             except Exception:
                 with self._buffer_lock:  # keep them, in front, for the next flush
                     self._buffer[:0] = batch
