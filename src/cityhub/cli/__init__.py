@@ -84,4 +84,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from cityhub.cli import sandbox  # noqa: E402
+
+app.add_typer(sandbox.app, name="sandbox")
+
 __all__ = ["app", "fail", "free_port", "load_settings"]
