@@ -6,11 +6,11 @@ Rule (one configuration for every district):
   waited: for each incoming lane, ``queue + moving_weight * moving + wait_weight * waiting_s``;
 * a movement whose outgoing lane is full (``fill >= spill_fill``) scores nothing: giving it green
   would only block the junction (spill-back guard);
-* the current phase keeps its green while it still scores at least the best other phase minus
-  ``switch_margin`` (switching costs a yellow and an all-red: that lost time is the price it
-  weighs), and for at most ``max_green_s`` while others wait;
-* decisions every ``decision_interval_s`` (2 s), so greens end when their queue has cleared
-  rather than on a 10-s grid.
+* the current phase keeps its green until another phase scores more than
+  ``(1 + switch_ratio) * current + switch_margin`` (switching costs a yellow and an all-red: that
+  lost time is the price it weighs), and for at most ``max_green_s`` while others wait;
+* decisions every ``decision_interval_s`` (5 s), so greens end close to when their queue has
+  cleared rather than on RESCO's 10-s grid.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ class CityhubAdaptive(Controller):
     name = "cityhub"
     version = "1.0"
     defaults: ClassVar[dict[str, float]] = {
-        "decision_interval_s": 2.0,
-        "moving_weight": 0.5,
-        "wait_weight": 0.02,
-        "switch_margin": 2.0,
+        "decision_interval_s": 5.0,
+        "moving_weight": 1.0,
+        "wait_weight": 0.01,
+        "switch_margin": 0.5,
+        "switch_ratio": 0.2,
         "spill_fill": 0.9,
         "max_green_s": 90.0,
     }
@@ -62,6 +63,7 @@ class CityhubAdaptive(Controller):
             return current
         if obs.phase_elapsed_s >= self.config["max_green_s"]:
             return best
-        if best_score > scores[current] + self.config["switch_margin"]:
+        threshold = scores[current] * (1 + self.config["switch_ratio"])
+        if best_score > threshold + self.config["switch_margin"]:
             return best
         return current

@@ -1,10 +1,10 @@
 """The signal layer: turns a controller's phase wishes into safe signal states, second by second.
 
-Rules enforced here, whatever a controller asks: a green phase shows at least `min_green_s`; every
-link that loses its green gets `yellow_s` of yellow and then `all_red_s` of red before any new green;
-a phase with waiting vehicles is never kept red longer than `max_red_s` (then the layer serves it,
-after the current phase's minimum green and the clearance). Controllers cannot bypass it: the twin and
-the live loop only ever apply the states `SignalHead.tick` returns.
+Rules enforced here, whatever a controller asks: a green phase shows at least `min_green_s`;
+every link that loses its green gets `yellow_s` of yellow and then `all_red_s` of red before any
+new green; a phase with waiting vehicles is not kept red much past `max_red_s` (the layer then
+serves it, after the current phase's minimum green and the clearance). Controllers cannot bypass
+it: the twin and the live loop only ever apply the states `SignalHead.tick` returns.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cityhub.cli.common import console, fail, load_settings
+from cityhub.sandbox.registry import AlgorithmRegistry, RegistryError
 
 app = typer.Typer(help="The SUMO twin: scenarios, signal controllers, benchmark, publishing.",
                   no_args_is_help=True)
@@ -49,8 +50,8 @@ def run_command(
     from rich.progress import Progress
 
     from cityhub.brain.controllers import create_controller
-    from cityhub.sandbox.runner import RunSpec, run
     from cityhub.sandbox.publisher import PublishError
+    from cityhub.sandbox.runner import RunSpec, run
     from cityhub.sandbox.scenarios import ScenarioError
 
     settings = load_settings()
@@ -160,3 +161,87 @@ def bench_command(
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"runs": results, "rows": rows}, indent=1))
     typer.echo(markdown(rows))
+
+
+def _registry() -> AlgorithmRegistry:
+    settings = load_settings()
+    return AlgorithmRegistry(settings.algorithm_registry
+                             or settings.data_dir / "algorithms.json")
+
+
+@registry_app.command("record")
+def registry_record(
+    controller: Annotated[str, typer.Option(help="Registered controller name.")],
+    bench: Annotated[Path | None, typer.Option(help="bench.json of `cityhub sandbox bench`.")] = (
+        None),
+    by: Annotated[str, typer.Option(help="Who records it.")] = "unknown",
+) -> None:
+    """Record a controller version with its configuration and bench results."""
+    from cityhub.brain.controllers import create_controller
+
+    try:
+        instance = create_controller(controller)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    rows: list[dict[str, object]] = []
+    if bench is not None:
+        try:
+            rows = [r for r in json.loads(bench.read_text())["rows"]
+                    if r["controller"] == controller]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise fail(f"cannot read bench results from {bench}: {error}") from None
+    entry = _registry().record(instance, rows, by)
+    typer.echo(entry["identity"])
+
+
+@registry_app.command("approve")
+def registry_approve(
+    identity: Annotated[str, typer.Argument(help="name@version#hash from `registry list`.")],
+    by: Annotated[str, typer.Option(help="Approver's name.")],
+    note: Annotated[str, typer.Option(help="Reason or conditions.")] = "",
+) -> None:
+    """Approve a recorded controller version (it needs bench results)."""
+    try:
+        _registry().approve(identity, by, note)
+    except RegistryError as error:
+        raise fail(str(error)) from None
+    console.print(f"approved {identity} by {by}")
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """List recorded controller versions and who approved them."""
+    for entry in _registry().versions():
+        approvers = ", ".join(a["by"] for a in entry["approvals"]) or "NOT APPROVED"
+        typer.echo(f"{entry['identity']}  bench rows: {len(entry['bench'])}  "
+                   f"approved by: {approvers}")
+
+
+@app.command("control")
+def control_command(
+    hub: Annotated[str, typer.Option(help="NGSI-LD hub base URL.")],
+    net: Annotated[Path, typer.Option(help="The district's SUMO .net.xml (junction layout).")],
+    controller: Annotated[str, typer.Option(help="Registered controller name.")] = "cityhub",
+    district: Annotated[str, typer.Option(help="District part of entity ids.")] = "demo",
+    seconds: Annotated[int, typer.Option(min=1, help="How long to run (wall seconds).")] = 3600,
+) -> None:
+    """Live loop: TrafficFlowObserved in, TrafficSignal commands out (approved versions only)."""
+    import time
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from cityhub.brain.controllers import create_controller
+    from cityhub.sandbox.live import LiveSignalLoop
+
+    try:
+        loop = LiveSignalLoop(hub, district, net, create_controller(controller), _registry())
+    except (ValueError, OSError) as error:
+        raise fail(str(error)) from None
+    start = time.monotonic()
+    try:
+        while (now := time.monotonic() - start) < seconds:
+            loop.step(now, datetime.now(UTC))
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - start - now)))
+    except httpx.HTTPError as error:
+        raise fail(f"hub error: {error}") from None

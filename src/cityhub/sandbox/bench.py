@@ -76,18 +76,20 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     head = ("| scenario | controller | delay s | trip s | wait s | queue veh | throughput | "
             "unfinished | ÷fixed | ÷max-pressure | control overhead |")
     lines = [head, "|" + "---|" * 11]
+
+    def pm(r: dict[str, Any], key: str, digits: int = 2) -> str:
+        mean, std = r[key]
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    def ratio(r: dict[str, Any], key: str) -> str:
+        return f"{r[key]:.3f}" if r[key] is not None else "-"
+
     for r in rows:
-        def pm(key: str, digits: int = 2) -> str:
-            mean, std = r[key]
-            return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-        def ratio(key: str) -> str:
-            return f"{r[key]:.3f}" if r[key] is not None else "-"
-
         lines.append(
-            f"| {r['scenario']} | {r['controller']} | {pm('avg_delay_s')} | "
-            f"{pm('avg_trip_time_s', 1)} | {pm('avg_wait_s', 1)} | {pm('avg_queue_veh', 1)} | "
-            f"{pm('throughput_veh', 0)} | {pm('unfinished_veh', 0)} | {ratio('vs_fixed')} | "
-            f"{ratio('vs_max-pressure')} | {r['control_overhead'][0]:.1%} |"
+            f"| {r['scenario']} | {r['controller']} | {pm(r, 'avg_delay_s')} | "
+            f"{pm(r, 'avg_trip_time_s', 1)} | {pm(r, 'avg_wait_s', 1)} | "
+            f"{pm(r, 'avg_queue_veh', 1)} | {pm(r, 'throughput_veh', 0)} | "
+            f"{pm(r, 'unfinished_veh', 0)} | {ratio(r, 'vs_fixed')} | "
+            f"{ratio(r, 'vs_max-pressure')} | {r['control_overhead'][0]:.1%} |"
         )
     return "\n".join(lines)

@@ -4,7 +4,7 @@ eclipse-sumo, so anyone can make a scenario without the non-commercial RESCO dat
 from __future__ import annotations
 
 import os
-import subprocess  # noqa: S404 - runs SUMO's own tools from its install
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path

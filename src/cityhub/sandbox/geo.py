@@ -24,7 +24,8 @@ def has_projection(net: Path) -> bool:
 
 
 def local_to_lonlat(origin: tuple[float, float] = DEFAULT_ORIGIN) -> ToLonLat:
-    """Metres east/north of `origin` (lon, lat) to lon/lat (equirectangular, fine for a district)."""
+    """Metres east/north of `origin` (lon, lat) to lon/lat (equirectangular: fine for a
+    district)."""
     lon0, lat0 = origin
     per_lon = 111_320.0 * math.cos(math.radians(lat0))
 

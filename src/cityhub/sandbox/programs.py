@@ -26,9 +26,10 @@ def actuated_programs(net: Path, out: Path) -> Path:
                 state = phase.state
                 green = "y" not in state.lower() and any(c in "Gg" for c in state)
                 if green:
+                    longest = max(MAX_GREEN_S, phase.duration)
                     lines.append(
                         f"    <phase duration=\"{phase.duration:g}\" state=\"{state}\" "
-                        f"minDur=\"{MIN_GREEN_S}\" maxDur=\"{max(MAX_GREEN_S, phase.duration):g}\"/>"
+                        f"minDur=\"{MIN_GREEN_S}\" maxDur=\"{longest:g}\"/>"
                     )
                 else:
                     lines.append(f"    <phase duration=\"{phase.duration:g}\" state=\"{state}\"/>")

@@ -6,7 +6,7 @@ The RESCO data (Cologne: CC BY-NC-SA, grid/arterial: CC BY-NC, Ingolstadt: GPL-3
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # noqa: S405 - parses local scenario files the user chose
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cityhub.brain.congestion import IndexHistory, RoadReading, indices_by_area
 from cityhub.brain.controllers import Controller
@@ -21,7 +20,7 @@ from cityhub.brain.observations import JunctionObservation, LaneState
 from cityhub.brain.safety import SafetyRules, SignalHead, Stage
 from cityhub.sandbox.scenarios import Scenario
 from cityhub.sandbox.simulator import Simulator, start
-from cityhub.sandbox.topology import Junction, read_junctions
+from cityhub.sandbox.topology import read_junctions
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +105,8 @@ class Twin:
         mid_x, mid_y = xs[len(xs) // 2], ys[len(ys) // 2]
         self.area_split = (mid_x, mid_y)
         return [
-            Road(edge, length, speed,
-                 ("north" if mid[1] >= mid_y else "south") + ("east" if mid[0] >= mid_x else "west"))
+            Road(edge, length, speed, ("north" if mid[1] >= mid_y else "south")
+                 + ("east" if mid[0] >= mid_x else "west"))
             for edge, (mid, length, speed) in shapes.items()
         ]
 
