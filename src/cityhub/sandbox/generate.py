@@ -80,8 +80,7 @@ def grid(out: Path, columns: int, rows: int, demand: Demand, lanes: int = 2,
         "--tls.guess", "true", "--tls.default-type", "static", "--no-turnarounds", "true",
         "-o", str(net),
     ])
-    if rows == 1 or columns == 1:
-        _set_signals(net)
+    _set_signals(net)
     _trips(out, name, demand)
     return load_config(_write_config(out, name, demand.seconds))
 
@@ -93,7 +92,8 @@ def arterial(out: Path, junctions: int, demand: Demand, lanes: int = 2,
 
 
 def _set_signals(net: Path) -> None:
-    """netgenerate guesses no signals on a one-row grid: set them on every 4-arm junction."""
+    """netgenerate's guess skips one-row grids and single-lane roads: signalise every junction
+    with three or more approaches."""
     import sumolib
 
     network = sumolib.net.readNet(str(net))
