@@ -45,4 +45,4 @@ def hub(tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.communicate(timeout=10)

@@ -245,3 +245,5 @@ def control_command(
             time.sleep(max(0.0, 1.0 - (time.monotonic() - start - now)))
     except httpx.HTTPError as error:
         raise fail(f"hub error: {error}") from None
+    finally:
+        loop.close()

@@ -85,6 +85,9 @@ class LiveSignalLoop:
         self.next_decision = 0.0
         self.demand: dict[str, tuple[bool, ...]] = {}
 
+    def close(self) -> None:
+        self.client.close()
+
     def _flows(self) -> list[dict[str, Any]]:
         answer = self.client.get(f"{self.base}/entities", params={
             "type": "TrafficFlowObserved", "options": "keyValues", "limit": 1000})
