@@ -7,6 +7,7 @@ process (the bench spawns a fresh process per run).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ def start(args: list[str], sumo_home: Path | None = None) -> Simulator:
     binary = sumo_home / "bin" / "sumo"
     if not binary.exists():
         raise FileNotFoundError(f"no SUMO binary at {binary}")
+    os.environ["SUMO_HOME"] = str(sumo_home)  # its tools and XML schemas, not the pip install's
     tools = str(sumo_home / "tools")
     if tools not in sys.path:
         sys.path.insert(0, tools)
