@@ -40,9 +40,12 @@ def test_twin_publishes_and_live_loop_needs_an_approved_controller(
     signals = _entities(hub, "TrafficSignal")
     flows = _entities(hub, "TrafficFlowObserved")
     areas = _entities(hub, "CongestionIndex")
-    assert len(signals) == 4 and roads and flows
+    assert len(signals) == 4
+    assert roads
+    assert flows
     line = roads[0]["location"]
-    assert isinstance(line, dict) and line["type"] == "LineString"
+    assert isinstance(line, dict)
+    assert line["type"] == "LineString"
     assert all(_in_wgs84(*point) for point in line["coordinates"])
     assert roads[0]["congestionLevel"] in {"smooth", "basicallySmooth", "light", "moderate",
                                            "severe"}
