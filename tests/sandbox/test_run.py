@@ -75,3 +75,12 @@ def test_bad_scenario_and_controller_are_one_line_errors(tmp_path: Path) -> None
     done = cli("sandbox", "generate", "grid", "--size", "four", "--out", str(tmp_path))
     assert done.returncode == 1
     assert "--size must look like 4x4" in done.stderr
+
+
+def test_generated_arterial_and_two_lane_grid_are_signalised(tmp_path: Path) -> None:
+    from cityhub.sandbox.generate import Demand, arterial, grid
+
+    line = arterial(tmp_path / "a", 3, Demand(600, 120, seed=1))
+    assert line.net.read_text().count("<tlLogic ") == 3
+    square = grid(tmp_path / "g", 3, 2, Demand(600, 120, seed=1), lanes=2)
+    assert square.net.read_text().count("<tlLogic ") == 6

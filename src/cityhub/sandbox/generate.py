@@ -98,7 +98,9 @@ def _set_signals(net: Path) -> None:
 
     network = sumolib.net.readNet(str(net))
     ids = [n.getID() for n in network.getNodes()
-           if len(n.getIncoming()) >= 3 and n.getType() != "dead_end"]
+           if len(n.getIncoming()) >= 3 and n.getType() not in ("dead_end", "traffic_light")]
+    if not ids:
+        return
     _run([
         str(sumo_home() / "bin" / "netconvert"), "-s", str(net), "--tls.set", ",".join(ids),
         "--no-turnarounds", "true", "-o", str(net),
