@@ -7,7 +7,10 @@ process (the bench spawns a fresh process per run).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +47,9 @@ def start(args: list[str], sumo_home: Path | None = None) -> Simulator:
         del sys.modules[name]
     import traci
 
-    traci.start([str(binary), *args])
+    # TraCI prints connection retries and SUMO's banner to stdout: keep the bench table clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        traci.start([str(binary), *args], stdout=subprocess.DEVNULL)
     return Simulator(traci, _version(traci), "traci")
 
 
