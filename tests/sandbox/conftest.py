@@ -41,7 +41,7 @@ def hub(tmp_path: Path) -> Iterator[str]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(url, process)
+        wait_for_health(url, process, seconds=120)  # a loaded 2-core machine starts slowly
         yield url
     finally:
         process.terminate()
