@@ -68,20 +68,13 @@ def serve(
 
 
 @app.command()
-def demo(
-    port: Annotated[int, typer.Option(help="Port of the hub; a free one is taken if busy.")] = 8000,
-) -> None:
-    """Run the demo: for now the hub on embedded defaults (SQLite), with a tour in README."""
-    chosen = free_port("127.0.0.1", port)
-    if chosen != port:
-        console.print(f"port {port} is busy: using {chosen} instead")
-    _run_hub("127.0.0.1", chosen, "info")
-
-
-@app.command()
 def version() -> None:
     """Print the cityhub version."""
     typer.echo(__version__)
 
+
+from cityhub.cli import demo as demo_command  # noqa: E402 (commands register after the app)
+
+app.command(name="demo")(demo_command.demo)
 
 __all__ = ["app", "fail", "free_port", "load_settings"]
