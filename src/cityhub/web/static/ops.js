@@ -55,17 +55,26 @@
     return `${NGSI}/entities?${p}`;
   }
 
-  async function loadType(type) {
-    const first = await api(query(type, { limit: PAGE, count: "true" }));
-    if (first.denied) { state.denied.push(type); return; }
-    const total = Number(first.answer.headers.get("NGSILD-Results-Count") || first.body.length);
-    const pages = [first.body];
-    const rest = [];
-    for (let offset = PAGE; offset < total; offset += PAGE) rest.push(api(query(type, { limit: PAGE, offset })));
-    for (const page of await Promise.all(rest)) if (!page.denied) pages.push(page.body);
+  // All pages of a type at once when its count is known (from /ops/summary), else page by page.
+  async function loadType(type, known) {
+    const pages = [];
+    if (known == null) {
+      const first = await api(query(type, { limit: PAGE, count: "true" }));
+      if (first.denied) { state.denied.push(type); return; }
+      known = Number(first.answer.headers.get("NGSILD-Results-Count") || first.body.length);
+      pages.push(first);
+    }
+    const requests = [];
+    for (let offset = pages.length * PAGE; offset < Math.max(known, 1); offset += PAGE) requests.push(api(query(type, { limit: PAGE, offset })));
+    pages.push(...await Promise.all(requests));
+    // More entities than counted a moment ago: keep paging until a page comes back short.
+    while (!pages[pages.length - 1].denied && pages[pages.length - 1].body.length === PAGE) {
+      pages.push(await api(query(type, { limit: PAGE, offset: pages.length * PAGE })));
+    }
+    if (pages.some((p) => p.denied)) state.denied.push(type);
     const target = layers[LAYERS[type].into];
     target.clear();
-    for (const page of pages) for (const e of page) { const item = LAYERS[type].make(e); if (item) target.set(item.id, item); }
+    for (const page of pages) for (const e of page.body || []) { const item = LAYERS[type].make(e); if (item) target.set(item.id, item); }
   }
 
   async function refreshIds(type, ids) {
@@ -81,11 +90,10 @@
     }
   }
 
-  async function loadHistory() {
-    const city = [...layers.indices.values()].find((c) => c.id.endsWith(":city")) || layers.indices.values().next().value;
-    if (!city) return;
+  async function loadHistory(cityId) {
+    if (!cityId) return;
     const p = new URLSearchParams({ attrs: "congestionIndex", options: "temporalValues", lastN: "240" });
-    const res = await api(`${NGSI}/temporal/entities/${encodeURIComponent(city.id)}?${p}`);
+    const res = await api(`${NGSI}/temporal/entities/${encodeURIComponent(cityId)}?${p}`);
     const values = (!res.denied && res.body.congestionIndex && res.body.congestionIndex.values) || [];
     state.history = values.map(([v, t]) => [t, v]).sort((a, b) => (a[0] < b[0] ? -1 : 1));
   }
@@ -125,6 +133,7 @@
     tooltip: { trigger: "axis" }, animation: false };
 
   function renderCharts() {
+    if (!window.echarts) return;
     chart("chart-congestion").setOption(Object.assign({}, base, {
       xAxis: { type: "time" }, yAxis: { type: "value", min: 0, max: 10 },
       visualMap: { show: false, pieces: [{ lte: 2, color: "#2ecc71" }, { gt: 2, lte: 4, color: "#a3d65c" },
@@ -153,12 +162,13 @@
 
   function renderPanels() {
     const s = state.summary || {};
-    const devices = s.devices || {};
-    const reporting = Object.values(devices).reduce((a, b) => a + b, 0);
+    const reporting = layers.sensors.size;
+    let ok = 0;
+    for (const d of layers.sensors.values()) if (d.state === "ok") ok += 1;
     document.getElementById("kpi-congestion").textContent = fmt(s.congestion && s.congestion.index, 2);
     document.getElementById("kpi-aqi").textContent = fmt(s.airQuality && s.airQuality.meanAqi, 0);
     document.getElementById("kpi-power").textContent = fmt(s.energy && s.energy.activePowerKw, 0);
-    document.getElementById("kpi-sensors").textContent = reporting ? `${devices.ok || 0}/${reporting}` : "–";
+    document.getElementById("kpi-sensors").textContent = reporting ? `${ok}/${reporting}` : "–";
     document.getElementById("kpi-alerts").textContent = layers.alerts.size;
     const alerts = document.getElementById("alerts");
     alerts.textContent = "";
@@ -167,7 +177,8 @@
     for (const a of open) { const li = el("li"); li.append(el("span", t("sev." + a.severity), "sev " + a.severity), a.description || a.id); alerts.append(li); }
     const junctions = [...layers.signals.values()].sort((a, b) => String(a.name).localeCompare(String(b.name))).slice(0, 60);
     table("junctions", ["col.junction", "col.phase", "col.state"], junctions.map((j) => [j.name || j.id, String(j.phase), j.state || ""]), "–");
-    const card = (s.scorecard || []).map((row) => {
+    const card = (s.scorecard || []).map((given) => {
+      const row = given.measuredBy === "page" ? pageMeasured(given, reporting ? Math.round(1000 * ok / reporting) / 10 : null) : given;
       const status = row.met == null ? "na" : row.met ? "met" : "notMet";
       return [t("ind." + row.key), row.value == null ? "–" : `${row.value}${row.unit}`,
         `${row.better === "lower" ? "≤" : "≥"} ${row.target}${row.unit}`, el("span", t("status." + status), status.toLowerCase())];
@@ -189,15 +200,28 @@
     signin.textContent = localStorage.getItem(TOKEN_KEY) ? t("auth.as") : t("auth.signin");
   }
 
+  function pageMeasured(row, value) {
+    const met = value == null ? null : row.better === "lower" ? value <= row.target : value >= row.target;
+    return Object.assign({}, row, { value, met });
+  }
+
   function renderAll() { map.redraw(); renderCharts(); renderPanels(); }
 
   // ---- loading and live updates -----------------------------------------------------------
   const map = new DistrictMap(document.getElementById("map"), document.getElementById("tip"), layers);
 
+  const scriptsReady = new Promise((resolve) => {
+    if (document.readyState !== "loading") resolve(); else document.addEventListener("DOMContentLoaded", resolve);
+  });
+
   async function loadAll() {
     state.denied = [];
-    await Promise.all([loadSummary(), ...Object.keys(LAYERS).map(loadType)]);
-    await Promise.all([loadHistory(), loadOptional()]);
+    await loadSummary();
+    const s = state.summary || {};
+    const counts = s.counts || {};
+    await Promise.all([...Object.keys(LAYERS).map((type) => loadType(type, type === "CongestionIndex" ? 1 : counts[type])),
+      loadHistory(s.congestion && s.congestion.id), loadOptional()]);
+    await scriptsReady;
     renderAll();
     map.draw();
     if (!state.ready) {
