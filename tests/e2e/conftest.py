@@ -34,7 +34,8 @@ def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     """`cityhub demo` on a free port with a fresh data dir; stopped with Ctrl-C (SIGINT)."""
     data = tmp_path_factory.mktemp("demo")
     with running_cityhub(["demo", "--speed", "2", "--devices", "300"], data,
-                         ready_path="/ops/summary") as hub:
+                         ready_path="/ops/summary",
+                         ready_text="Ctrl-C stops everything") as hub:
         yield hub
     assert hub.process.returncode == 0, hub.log()
 

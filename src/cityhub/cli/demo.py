@@ -121,14 +121,14 @@ def demo(
     orchestrator = Orchestrator(console)
     for component in components(settings, chosen, scenario, speed, devices):
         orchestrator.add(component)
-    try:
-        orchestrator.start_all()
-    except StartError as error:
-        raise fail(str(error)) from None
-    console.print(orchestrator.table())
-    console.print(f"not on this build yet: {', '.join(NOT_YET)}")
-    console.print(f"open [bold]http://{HOST}:{chosen}/[/] - Ctrl-C stops everything")
-    try:
+    try:  # Ctrl-C at any point, even while starting, stops what has started
+        try:
+            orchestrator.start_all()
+        except StartError as error:
+            raise fail(str(error)) from None
+        console.print(orchestrator.table())
+        console.print(f"not on this build yet: {', '.join(NOT_YET)}")
+        console.print(f"open [bold]http://{HOST}:{chosen}/[/] - Ctrl-C stops everything")
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -50,7 +50,7 @@ class HubClient:
         return httpx.get(self.base_url.rstrip("/") + path, timeout=self.timeout_s).status_code
 
     def exists(self, entity_id: str) -> bool:
-        answer = self._http.get(f"/entities/{entity_id}", params={"pick": "id"})
+        answer = self._http.get(f"/entities/{entity_id}")
         return answer.status_code == 200
 
     def key_values(self, entity_type: str, pick: str) -> Iterator[dict[str, Any]]:

@@ -38,9 +38,11 @@ class RunningHub:
 
 @contextmanager
 def running_cityhub(args: list[str], data_dir: Path, ready_path: str = "/health",
-                    timeout_s: float = 60.0) -> Iterator[RunningHub]:
+                    ready_text: str | None = None, timeout_s: float = 60.0,
+                    ) -> Iterator[RunningHub]:
     """Run `cityhub <args> --port <free>` with its data in `data_dir` until the block ends.
 
+    Ready once `ready_path` answers 200 and, if given, `ready_text` is in its output.
     Stops it with SIGINT (what Ctrl-C sends) and waits; the exit code is left on the process.
     """
     port = free_port("127.0.0.1", 0)
@@ -52,7 +54,7 @@ def running_cityhub(args: list[str], data_dir: Path, ready_path: str = "/health"
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)  # noqa: S603
     hub = RunningHub(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        _wait_ready(hub, ready_path, timeout_s)
+        _wait_ready(hub, ready_path, ready_text, timeout_s)
         yield hub
     finally:
         if process.poll() is None:
@@ -64,13 +66,14 @@ def running_cityhub(args: list[str], data_dir: Path, ready_path: str = "/health"
                 process.wait()
 
 
-def _wait_ready(hub: RunningHub, path: str, timeout_s: float) -> None:
+def _wait_ready(hub: RunningHub, path: str, text: str | None, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if hub.process.poll() is not None:
             raise RuntimeError(f"cityhub exited early ({hub.process.returncode}):\n{hub.log()}")
         try:
-            if httpx.get(hub.url + path, timeout=2).status_code == 200:
+            if httpx.get(hub.url + path, timeout=2).status_code == 200 and (
+                    text is None or text in hub.log()):
                 return
         except httpx.TransportError:
             pass
