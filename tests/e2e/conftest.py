@@ -59,6 +59,9 @@ def page(browser: Any, demo_hub: RunningHub, request: pytest.FixtureRequest) -> 
     errors: list[str] = []
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda e: errors.append(str(e)))
+    outside: list[str] = []  # the page must work offline: nothing but the hub itself
+    tab.on("request", lambda r: None if r.url.startswith((demo_hub.url, "data:"))
+           else outside.append(r.url))
     tab.goto(demo_hub.url + "/")
     tab.wait_for_function("window.cityhub && window.cityhub.ready", timeout=20_000)
     yield tab
@@ -66,6 +69,7 @@ def page(browser: Any, demo_hub: RunningHub, request: pytest.FixtureRequest) -> 
     tab.screenshot(path=str(ARTEFACTS / f"{request.node.name}-end.png"))
     context.close()
     assert not errors, f"browser console errors: {errors}"
+    assert not outside, f"requests outside the hub: {outside}"
 
 
 def shoot(tab: Any, name: str) -> Path:

@@ -38,7 +38,9 @@ def test_map_draws_the_road_network_coloured_by_congestion(page: Any) -> None:
         .map(([k, v]) => [k, v.size]))""")
     assert (layers["signals"], layers["sensors"], layers["alerts"]) == (16, 300, 2)
     path = shoot(page, "overview")
-    if os.environ.get("CITYHUB_UPDATE_SCREENSHOT") == "1":
+    if os.environ.get("CITYHUB_UPDATE_SCREENSHOT") == "1":  # the README's picture
+        page.wait_for_function("window.cityhub.history.length >= 40", timeout=120_000)
+        path = shoot(page, "overview")
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, README_SHOT)
 

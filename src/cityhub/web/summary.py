@@ -5,7 +5,8 @@ few entities they need (the city index, air-quality stations, meters, open alert
 sensor counts are left to the reader: a `q` count over 10,000 devices costs the hub far more
 than the page spends counting the sensors it has loaded anyway, so the scorecard row
 `sensorAvailability` comes with `"value": null, "measuredBy": "page"`. Indicator targets are
-the 2026 goals of the district programme as far as the hub holds data for them; the evaluation package will own indicators once it lands.
+the 2026 goals of the district programme as far as the hub holds data for them; the evaluation
+package will own indicators once it lands.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@
     zoom(x, y, factor) {
       const v = this.view; if (!v) return;
       const lon = v.cx + (x - this.width / 2) / (v.kx * v.scale), lat = v.cy - (y - this.height / 2) / v.scale;
-      v.scale *= factor;
+      v.scale *= factor; v.moved = true;
       v.cx = lon - (x - this.width / 2) / (v.kx * v.scale); v.cy = lat + (y - this.height / 2) / v.scale;
       this.redraw();
     }
@@ -60,7 +60,7 @@
       if (this.dragging && this.view) {
         const [x0, y0] = this.dragging; this.dragging = [e.offsetX, e.offsetY];
         this.view.cx -= (e.offsetX - x0) / (this.view.kx * this.view.scale);
-        this.view.cy += (e.offsetY - y0) / this.view.scale;
+        this.view.cy += (e.offsetY - y0) / this.view.scale; this.view.moved = true;
         this.redraw(); return;
       }
       const hit = this.hit(e.offsetX, e.offsetY);
@@ -109,7 +109,12 @@
       this.width = c.clientWidth; this.height = c.clientHeight;
       if (!this.width || !this.height) return;
       if (c.width !== this.width * ratio) { c.width = this.width * ratio; c.height = this.height * ratio; }
-      if (!this.view) this.view = this.fit(this.width, this.height);
+      // Fit the network to the canvas until the user pans or zooms (layout and data may still
+      // be arriving).
+      const shape = `${this.width}x${this.height}:${this.layers.roads.size}:${this.layers.signals.size}`;
+      if (!this.view || (!this.view.moved && this.view.shape !== shape)) {
+        this.view = Object.assign(this.fit(this.width, this.height), { shape });
+      }
       const g = c.getContext("2d");
       g.setTransform(ratio, 0, 0, ratio, 0, 0);
       g.fillStyle = "#0c141c"; g.fillRect(0, 0, this.width, this.height);

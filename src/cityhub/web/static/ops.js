@@ -135,7 +135,7 @@
   function renderCharts() {
     if (!window.echarts) return;
     chart("chart-congestion").setOption(Object.assign({}, base, {
-      xAxis: { type: "time" }, yAxis: { type: "value", min: 0, max: 10 },
+      xAxis: { type: "time", axisLabel: { hideOverlap: true } }, yAxis: { type: "value", min: 0, max: 10 },
       visualMap: { show: false, pieces: [{ lte: 2, color: "#2ecc71" }, { gt: 2, lte: 4, color: "#a3d65c" },
         { gt: 4, lte: 6, color: "#f1c40f" }, { gt: 6, lte: 8, color: "#e67e22" }, { gt: 8, color: "#e74c3c" }] },
       series: [{ type: "line", showSymbol: false, data: state.history, name: t("kpi.congestion") }] }), true);
