@@ -9,7 +9,9 @@ reads the values through the ordinary NGSI-LD API with the user's own token, so 
 follows the same access rules as every other client.
 
 The store calls `listener` inside its write transaction (possibly in a worker thread), so
-publishing only hands the notice to each subscriber's event loop and never blocks.
+publishing only hands the notice to each subscriber's event loop and never blocks. A notice can
+thus precede the commit, or name a write that is rolled back: harmless, because readers batch
+notices for a moment and then read the entities again (a rolled-back write reads as unchanged).
 """
 
 from __future__ import annotations
