@@ -74,3 +74,11 @@ def test_every_text_of_the_page_exists_in_english_and_chinese() -> None:
     for key in used:
         assert f'"{key}":' in english, key
         assert f'"{key}":' in chinese, key
+
+
+async def test_the_summary_of_an_unknown_or_invalid_tenant_is_a_problem(
+        client: httpx.AsyncClient) -> None:
+    for tenant, status in (("nobody", 404), ("no such/tenant", 400)):
+        answer = await client.get("/ops/summary", headers={"NGSILD-Tenant": tenant})
+        assert answer.status_code == status
+        assert answer.headers["content-type"].startswith("application/problem+json")
