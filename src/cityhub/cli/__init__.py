@@ -76,9 +76,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from cityhub.cli import demo as demo_command  # noqa: E402 (commands register after the app)
-from cityhub.cli import sandbox  # noqa: E402
-from cityhub.cli import audit  # noqa: E402, I001 (registration order, not alphabetical)
+from cityhub.cli import audit, sandbox  # noqa: E402 (commands register after the app)
+from cityhub.cli import demo as demo_command  # noqa: E402
 
 app.command(name="demo")(demo_command.demo)
 app.add_typer(sandbox.app, name="sandbox")
