@@ -44,7 +44,7 @@ from cityhub.store.port import (
     QueryResult,
     TypeInfo,
 )
-from cityhub.store.schema import schema
+from cityhub.store.schema import PG_BOX, SQLITE_GEO_COPY, schema, sqlite_legacy_geo
 
 ChangeListener = Callable[[Connection, list[Change]], None]
 _SCHEMA_LOCK = 0x63_69_74_79_68_75_62  # "cityhub": the advisory lock that serialises DDL
@@ -98,7 +98,16 @@ class SqlStore:
             if self.db.dialect == "postgres":
                 # Hubs starting together would race on CREATE TABLE IF NOT EXISTS otherwise.
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            legacy: list[str] = []
+            if self.db.dialect == "sqlite":
+                columns = [row[1] for row in
+                           conn.execute("PRAGMA table_info(geo_index)").fetchall()]
+                legacy = sqlite_legacy_geo(columns)
+            for statement in legacy:
+                conn.execute(statement)
             for statement in schema(self.db.dialect):
+                conn.execute(statement)
+            for statement in SQLITE_GEO_COPY if legacy else []:
                 conn.execute(statement)
 
     @classmethod
@@ -159,11 +168,18 @@ class SqlStore:
         if query.geo is not None:
             box = query.geo.bbox()
             if box is not None:
-                clauses.append(
-                    "e.eid IN (SELECT eid FROM geo_index WHERE tenant = ? AND path = ? "
-                    "AND min_x <= ? AND max_x >= ? AND min_y <= ? AND max_y >= ?)"
-                )
-                params.extend([tenant, query.geo_property, box[2], box[0], box[3], box[1]])
+                if dialect == "sqlite":  # the R*Tree finds the boxes (see schema._geo_ddl)
+                    clauses.append(
+                        "e.eid IN (SELECT g.eid FROM geo_rtree r JOIN geo_index g "
+                        "ON g.gid = r.gid WHERE r.min_x <= ? AND r.max_x >= ? "
+                        "AND r.min_y <= ? AND r.max_y >= ? AND g.tenant = ? AND g.path = ?)")
+                    params.extend([box[2], box[0], box[3], box[1]])
+                else:  # the GiST index on the box
+                    clauses.append(
+                        f"e.eid IN (SELECT eid FROM geo_index WHERE {PG_BOX} && "
+                        "box(point(?, ?), point(?, ?)) AND tenant = ? AND path = ?)")
+                    params.extend(box)
+                params.extend([tenant, query.geo_property])
         return " AND ".join(clauses), params
 
     def query(self, tenant: str, query: EntityQuery) -> QueryResult:
