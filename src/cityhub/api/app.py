@@ -17,6 +17,7 @@ from cityhub.api.routers import (
     discovery,
     entities,
     jsonld_contexts,
+    ops,
     subscriptions,
     temporal,
 )
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
+        ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         ngsi.include_router(module.router)
     app.include_router(ngsi)
+    ops.install(app)
 
     @app.get("/health", tags=["operations"], summary="Ready when the store answers")
     def health() -> Response:
