@@ -10,13 +10,16 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import context_fetch, notifier, problems
+from cityhub.api import auth, context_fetch, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
+    auth_routes,
     batch,
+    catalogue,
     discovery,
     entities,
     jsonld_contexts,
+    sharing,
     subscriptions,
     temporal,
 )
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
+        auth.start_access(app)
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
             async with notifier.running(app):
@@ -63,11 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    if settings.auth == "enabled":
+        app.add_middleware(auth.AuthMiddleware, hub=app)
 
     ngsi = APIRouter(prefix=NGSI_LD_PREFIX)
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         ngsi.include_router(module.router)
     app.include_router(ngsi)
+    for module in (auth_routes, catalogue, sharing):
+        app.include_router(module.router)
 
     @app.get("/health", tags=["operations"], summary="Ready when the store answers")
     def health() -> Response:
