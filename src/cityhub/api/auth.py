@@ -76,6 +76,8 @@ def _url_loader(url: str) -> Any:
 
 def build_access(settings: Settings, store: Any) -> Access:
     issuer = BuiltinIssuer(store.db, settings.auth_issuer, settings.auth_audience)
+    if settings.auth_builtin_issuer:
+        issuer.ensure_key()  # its JWKS is never empty
     trusted = []
     if settings.auth_builtin_issuer:
         trusted.append(TrustedIssuer(issuer.issuer, settings.auth_audience,

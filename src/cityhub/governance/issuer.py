@@ -77,6 +77,10 @@ class BuiltinIssuer:
             conn.execute("UPDATE gov_signing_keys SET retired_at = ? WHERE kid = ?",
                          (_now().isoformat(), kid))
 
+    def ensure_key(self) -> str:
+        """The kid of the current signing key, made first if there is none."""
+        return self._signing_key()[0]
+
     def _signing_key(self) -> tuple[str, str]:
         with self.db.transaction(write=False) as conn:
             row = conn.execute("SELECT kid, private_pem FROM gov_signing_keys WHERE retired_at "
