@@ -82,16 +82,17 @@ def test_duties_are_met_when_data_is_fresh(store: SqlStore) -> None:
     fresh = responsibility_list(store, datasets, now=T0 + timedelta(minutes=10))
     assert [(d.dataset, d.met, d.status, d.entities) for d in fresh["transport"]] == [
         ("parking", True, "fresh", 1)]
-    assert fresh["ecology"][0].status == "empty" and not fresh["ecology"][0].met
+    assert fresh["ecology"][0].status == "empty"
+    assert not fresh["ecology"][0].met
     stale = responsibility_list(store, datasets, now=T0 + timedelta(hours=2))
     assert stale["transport"][0].status == "stale"
 
 
 def _ask(sharing: SharingStore, **overrides: object) -> SharingRequest:
-    fields: dict[str, object] = dict(
-        tenant="", dataset="parking", owner="transport", department="ecology",
-        requester="eric", purpose="study", attributes=("a", "b"),
-        area=(116.0, 39.0, 117.0, 40.0), duration=timedelta(days=30), now=T0)
+    fields: dict[str, object] = {
+        "tenant": "", "dataset": "parking", "owner": "transport", "department": "ecology",
+        "requester": "eric", "purpose": "study", "attributes": ("a", "b"),
+        "area": (116.0, 39.0, 117.0, 40.0), "duration": timedelta(days=30), "now": T0}
     fields.update(overrides)
     return sharing.ask(**fields)  # type: ignore[arg-type]
 
@@ -105,8 +106,10 @@ def test_approval_only_narrows(store: SqlStore) -> None:
     decided, grant = sharing.approve(_ask(sharing).id, decided_by="tina", attributes=("a",),
                                      area=(116.2, 39.5, 116.8, 39.9),
                                      duration=timedelta(days=2), now=T0 + timedelta(hours=5))
-    assert decided.status is RequestStatus.APPROVED and decided.grant == grant.id
-    assert grant.attributes == ("a",) and grant.expires_at == T0 + timedelta(days=2, hours=5)
+    assert decided.status is RequestStatus.APPROVED
+    assert decided.grant == grant.id
+    assert grant.attributes == ("a",)
+    assert grant.expires_at == T0 + timedelta(days=2, hours=5)
     assert sharing.live_grants("", "ecology", T0 + timedelta(days=1)) == [grant]
     assert sharing.live_grants("", "ecology", T0 + timedelta(days=3)) == []
     assert sharing.live_grants("", "transport", T0 + timedelta(days=1)) == []
@@ -123,7 +126,8 @@ def test_turnaround_figures(hours: list[int]) -> None:
         for n, h in enumerate(hours)]
     figures = turnaround(requests)
     ordered = sorted(hours)
-    assert figures.decided == len(hours) and figures.pending == 0
+    assert figures.decided == len(hours)
+    assert figures.pending == 0
     assert ordered[0] <= figures.median_hours <= ordered[-1]  # type: ignore[operator]
     assert figures.median_hours <= figures.p90_hours or len(hours) < 3  # type: ignore[operator]
     assert sum(1 for h in hours if h <= figures.p90_hours) >= 0.9 * len(hours)  # type: ignore[operator]

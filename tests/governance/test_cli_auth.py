@@ -26,10 +26,12 @@ def test_operator_creates_accounts_and_a_token_the_hub_accepts(tmp_path: Path) -
                 tmp_path)
     assert added.returncode == 0, added.stderr
     duplicate = run(["auth", "user", "tina", "-d", "transport"], env, tmp_path)
-    assert duplicate.returncode == 1 and "exists already" in duplicate.stderr
+    assert duplicate.returncode == 1
+    assert "exists already" in duplicate.stderr
     assert "Traceback" not in duplicate.stderr
     orphan = run(["auth", "service", "etl", "-d", "nowhere"], env, tmp_path)
-    assert orphan.returncode == 1 and "no department" in orphan.stderr
+    assert orphan.returncode == 1
+    assert "no department" in orphan.stderr
     listed = run(["auth", "list"], env, tmp_path).stdout
     assert "staff tina\tdepartment=transport" in listed
     token = run(["auth", "token", "tina", "--hours", "1"], env, tmp_path).stdout.strip()
@@ -41,7 +43,8 @@ def test_operator_creates_accounts_and_a_token_the_hub_accepts(tmp_path: Path) -
         wait_for_health(url, process)
         assert httpx.get(f"{url}/ngsi-ld/v1/types").status_code == 401
         who = httpx.get(f"{url}/auth/whoami", headers={"Authorization": f"Bearer {token}"})
-        assert who.status_code == 200 and who.json()["department"] == "transport"
+        assert who.status_code == 200
+        assert who.json()["department"] == "transport"
     finally:
         process.terminate()
         process.communicate(timeout=20)

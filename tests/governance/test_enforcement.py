@@ -51,8 +51,11 @@ async def test_owner_reads_everything(hub: Hub, parking: Tokens) -> None:
 async def test_no_grant_reveals_nothing_through_any_api(hub: Hub, parking: Tokens,
                                                         subject: str) -> None:
     seen = await read_everywhere(hub, parking(subject))
-    assert seen["query"] == [] and seen["post_query"] == [] and seen["q_on_plate"] == []
-    assert seen["retrieve"] == 403 and seen["temporal"] == 403
+    assert seen["query"] == []
+    assert seen["post_query"] == []
+    assert seen["q_on_plate"] == []
+    assert seen["retrieve"] == 403
+    assert seen["temporal"] == 403
     assert seen["temporal_query"] == []
     assert "ParkingSpot" not in seen["types"]  # type: ignore[operator]
     assert "plate" not in seen["attributes"]  # type: ignore[operator]
@@ -81,10 +84,13 @@ async def test_a_grant_shows_only_granted_attributes_in_the_granted_area(
     assert isinstance(query, list)
     assert sorted(e["id"] for e in query) == [SPOT1, "urn:ngsi-ld:ParkingSpot:transport:2"]
     for entity in [*query, seen["retrieve"], *seen["post_query"]]:  # type: ignore[misc]
-        assert "plate" not in entity and "status" in entity
+        assert "plate" not in entity
+        assert "status" in entity
     assert seen["q_on_plate"] == []  # no filtering through a hidden attribute
     temporal = seen["temporal"]
-    assert isinstance(temporal, dict) and "plate" not in temporal and "status" in temporal
+    assert isinstance(temporal, dict)
+    assert "plate" not in temporal
+    assert "status" in temporal
     assert all("plate" not in e for e in seen["temporal_query"])  # type: ignore[attr-defined]
     # Without the declared purpose the grant does not apply.
     assert (await read_everywhere(hub, parking("eric")))["query"] == []
@@ -113,7 +119,8 @@ async def test_only_the_owner_decides(hub: Hub, parking: Tokens) -> None:
     assert self_approved.status_code == 403
     refused = await hub.http.post(f"/sharing/requests/{request_id}/refuse",
                                   headers=parking("tina"), json={"reason": "personal data"})
-    assert refused.json()["status"] == "refused" and refused.json()["reason"] == "personal data"
+    assert refused.json()["status"] == "refused"
+    assert refused.json()["reason"] == "personal data"
     again = await hub.http.post(f"/sharing/requests/{request_id}/approve",
                                 headers=parking("tina"), json={})
     assert again.status_code == 400
@@ -125,7 +132,8 @@ async def test_revocation_and_expiry_hold_at_once(hub: Hub, parking: Tokens) -> 
     assert len((await read_everywhere(hub, eric))["query"]) == 2  # type: ignore[arg-type]
     revoked = await hub.http.post(f"/sharing/grants/{granted['id']}/revoke",
                                   headers=parking("tina"))
-    assert revoked.status_code == 200 and revoked.json()["revokedAt"]
+    assert revoked.status_code == 200
+    assert revoked.json()["revokedAt"]
     assert (await read_everywhere(hub, eric))["query"] == []
     # An expired grant: approved long ago for one day.
     sharing = hub.app.state.access.sharing
@@ -206,5 +214,7 @@ async def test_reads_writes_and_decisions_are_on_the_record(hub: Hub, parking: T
 async def test_turnaround_is_reported(hub: Hub, parking: Tokens) -> None:
     await grant(hub, parking)
     report = (await hub.http.get("/sharing/turnaround", headers=parking("tina"))).json()
-    assert report["decided"] == 1 and report["pending"] == 0
-    assert report["withinGoal"] == 1.0 and report["goalHours"] == 72
+    assert report["decided"] == 1
+    assert report["pending"] == 0
+    assert report["withinGoal"] == 1.0
+    assert report["goalHours"] == 72

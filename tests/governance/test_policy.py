@@ -60,7 +60,8 @@ def test_policies_reload_when_a_file_changes(tmp_path: Path) -> None:
     _write(policy, '@id("everyone-reads") permit (principal, action == '
                    'CityHub::Action::"read", resource);', 2_000)
     decision = pdp.decide(STAFF, "read", SENSITIVE, AccessContext())
-    assert decision.allowed and decision.rule == "everyone-reads"
+    assert decision.allowed
+    assert decision.rule == "everyone-reads"
     _write(policy, "permit (principal, action, resource", 3_000)  # broken edit
     assert pdp.decide(STAFF, "read", SENSITIVE, AccessContext()).rule == "everyone-reads"
 

@@ -5,8 +5,8 @@
 - `start_access(app)` (from the lifespan) builds the verifier, the built-in issuer, the policy
   decision point, the catalogue, the sharing store and the audit sink on `app.state`.
 - Dependencies: `PrincipalDep` (who asks), and `guarded_store`, `guarded_service`,
-  `guarded_temporal`, which wrap the hub's objects in the request principal's `Guard` when
-  authentication is on (and return them bare when it is off).
+  `guarded_temporal`, `owned_subscriptions`, which wrap the hub's objects in the request
+  principal's `Guard` when authentication is on (and return them bare when it is off).
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ from cityhub.governance.issuer import BuiltinIssuer
 from cityhub.governance.jwks import KeySet, file_loader
 from cityhub.governance.policy import DEFAULT_POLICY_DIR, AccessContext, PolicyDecisionPoint
 from cityhub.governance.sharing import SharingStore
+from cityhub.governance.subscribers import (
+    OwnedSubscriptions,
+    SubscriptionOwners,
+    notification_gate,
+)
 from cityhub.governance.tokens import AuthenticationFailed, TokenVerifier, TrustedIssuer
 from cityhub.store.port import Store
 from cityhub.store.service import EntityService
+from cityhub.store.subscriptions import SubscriptionStore
 from cityhub.store.temporal import TemporalStore
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class Access:
     pdp: PolicyDecisionPoint
     catalogue: SqlCatalogue
     sharing: SharingStore
+    subscribers: SubscriptionOwners
 
 
 def _url_loader(url: str) -> Any:
@@ -90,6 +97,7 @@ def build_access(settings: Settings, store: Any) -> Access:
         verifier=TokenVerifier(trusted), issuer=issuer,
         pdp=PolicyDecisionPoint(settings.policy_dir or DEFAULT_POLICY_DIR),
         catalogue=SqlCatalogue(store.db), sharing=SharingStore(store.db),
+        subscribers=SubscriptionOwners(store.db),
     )
 
 
@@ -99,7 +107,11 @@ def start_access(app: FastAPI) -> None:
     app.state.access = build_access(settings, app.state.store)
     if getattr(app.state, "audit", None) is None:
         app.state.audit = MemorySink()
-    if settings.auth == "disabled":
+    access: Access = app.state.access
+    if settings.auth == "enabled":  # notifications carry what their owner may read
+        app.state.notification_gate = notification_gate(
+            access.subscribers, access.pdp, access.catalogue, access.sharing, app.state.audit)
+    else:
         log.warning("event=auth_disabled WARNING=every request runs as %s with full access; "
                     "for loopback experiments only", LOCAL_OPERATOR.subject)
 
@@ -229,6 +241,17 @@ def guarded_temporal(request: Request, temporal: TemporalStore) -> Any:
     if guard is None:
         return temporal
     return GuardedTemporal(temporal, request.app.state.store, guard)
+
+
+def owned_subscriptions(request: Request, subscriptions: SubscriptionStore) -> Any:
+    """The principal's own subscriptions (a new one records its owner), or all when auth is
+    off."""
+    if request.app.state.settings.auth == "disabled":
+        return subscriptions
+    guard = request_guard(request)
+    assert guard is not None
+    return OwnedSubscriptions(subscriptions, get_access(request).subscribers, guard.principal,
+                              guard.context.purpose)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

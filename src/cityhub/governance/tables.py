@@ -46,6 +46,12 @@ _DDL = [
         expires_at TEXT,
         revoked_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS gov_grants_holder ON gov_grants (tenant, department)",
+    """CREATE TABLE IF NOT EXISTS gov_subscription_owners (
+        tenant TEXT NOT NULL,
+        subscription_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        PRIMARY KEY (tenant, subscription_id))""",
 ]
 
 
