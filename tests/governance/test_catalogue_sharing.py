@@ -3,8 +3,8 @@ rules (narrowing only, one decision, turnaround figures)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -30,9 +30,10 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqlStore:
-    opened = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
-    yield opened  # type: ignore[misc]
+def store(store_url: str) -> Iterator[SqlStore]:
+    """The store on each back-end (SQLite, PostgreSQL): the access tables live in both."""
+    opened = open_store(store_url)
+    yield opened
     opened.close()
 
 
@@ -132,3 +133,23 @@ def test_turnaround_figures(hours: list[int]) -> None:
     assert figures.median_hours <= figures.p90_hours or len(hours) < 3  # type: ignore[operator]
     assert sum(1 for h in hours if h <= figures.p90_hours) >= 0.9 * len(hours)  # type: ignore[operator]
     assert figures.within_goal == sum(1 for h in hours if h <= 72) / len(hours)
+
+
+def test_issuer_accounts_and_keys_persist(store: SqlStore) -> None:
+    from cityhub.governance.identity import PrincipalKind
+    from cityhub.governance.issuer import BuiltinIssuer, IssuerError
+
+    issuer = BuiltinIssuer(store.db, "urn:test", "cityhub")
+    issuer.add_department("transport")
+    issuer.add_account("tina", PrincipalKind.STAFF, "transport", ("steward",), Tier.CORE)
+    with pytest.raises(IssuerError):
+        issuer.add_account("x", PrincipalKind.SERVICE, "")
+    first = issuer.ensure_key()
+    second = issuer.rotate_key()
+    again = BuiltinIssuer(store.db, "urn:test", "cityhub")  # another hub process
+    assert {k["kid"] for k in again.jwks()["keys"]} == {first, second}
+    tina = again.account("tina")
+    assert tina is not None
+    assert tina.roles == ("steward",)
+    issuer.retire_key(first)
+    assert [k["kid"] for k in again.jwks()["keys"]] == [second]
