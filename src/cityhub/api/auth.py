@@ -200,6 +200,12 @@ def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
+def public_base(request: Request) -> str:
+    """The base URL clients reach the hub under (settings.public_url, else the request's)."""
+    configured: str | None = request.app.state.settings.public_url
+    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+
+
 def get_access(request: Request) -> Access:
     access: Access = request.app.state.access
     return access

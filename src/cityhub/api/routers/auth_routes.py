@@ -5,15 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from cityhub.api.auth import AccessDep, PrincipalDep
+from cityhub.api.auth import AccessDep, PrincipalDep, public_base
 from cityhub.api.ldio import json_response
 
 router = APIRouter(tags=["identity"])
-
-
-def _base(request: Request) -> str:
-    configured: str | None = request.app.state.settings.public_url
-    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
 
 
 @router.get("/auth/jwks.json", summary="Public keys of the built-in token issuer (JWKS)")
@@ -23,7 +18,7 @@ def jwks(access: AccessDep) -> Response:
 
 @router.get("/.well-known/openid-configuration", summary="OpenID metadata of the built-in issuer")
 def openid_configuration(request: Request, access: AccessDep) -> Response:
-    return json_response(dict(access.issuer.discovery(_base(request))))
+    return json_response(dict(access.issuer.discovery(public_base(request))))
 
 
 @router.get("/auth/whoami", summary="The principal the bearer token names",

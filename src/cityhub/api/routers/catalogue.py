@@ -11,7 +11,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from cityhub.api.auth import AccessDep, OptionalPrincipalDep, request_guard
+from cityhub.api.auth import AccessDep, OptionalPrincipalDep, public_base, request_guard
 from cityhub.api.deps import StoreDep, WriteTenant
 from cityhub.api.ldio import json_response
 from cityhub.governance.catalogue import dataset_to_doc
@@ -25,7 +25,7 @@ from cityhub.ngsild.terms import Terms
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"])
 _ID = r"^[A-Za-z0-9_\-.:]{1,128}$"
-_NAME = r"^[^\s<>\"{}|\\^`]{1,256}$"
+NAME_PATTERN = r"^[^\s<>\"{}|\\^`]{1,256}$"
 
 
 class DatasetIn(BaseModel):
@@ -33,26 +33,21 @@ class DatasetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: Annotated[str, Field(min_length=1, max_length=200)]
-    entityType: Annotated[str, Field(pattern=_NAME)]
+    entityType: Annotated[str, Field(pattern=NAME_PATTERN)]
     owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
     tier: Tier
     scope: Annotated[str | None, Field(pattern=r"^/[^\s]{0,255}$")] = None
     description: Annotated[str, Field(max_length=4000)] = ""
     updateFrequency: Annotated[timedelta | None, Field(
-        description="ISO 8601 duration, e.g. PT15M")] = None
+        gt=timedelta(0), description="ISO 8601 duration, e.g. PT15M")] = None
     licence: Annotated[str | None, Field(max_length=500)] = None
-    attributes: Annotated[list[Annotated[str, Field(pattern=_NAME)]], Field(
+    attributes: Annotated[list[Annotated[str, Field(pattern=NAME_PATTERN)]], Field(
         max_length=500)] = []
 
 
 def core_terms(request: Request) -> Terms:
     terms: Terms = request.app.state.contexts_resolver.term_map(None)
     return terms
-
-
-def _base(request: Request) -> str:
-    configured: str | None = request.app.state.settings.public_url
-    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
 
 
 def dataset_json(dataset: Dataset, terms: Terms) -> dict[str, Any]:
@@ -137,7 +132,7 @@ def dcat(request: Request, tenant: WriteTenant, access: AccessDep,
     else:
         datasets = [d for d in datasets
                     if TIER_LEVEL[d.tier] <= max(principal.clearance_level, 1)]
-    body = dcat_catalogue(datasets, _base(request))
+    body = dcat_catalogue(datasets, public_base(request))
     return Response(json_response(body).body, media_type="application/ld+json")
 
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from cityhub.api.auth import AccessDep, AuditDep, PrincipalDep, request_guard
 from cityhub.api.deps import WriteTenant
 from cityhub.api.ldio import json_response
-from cityhub.api.routers.catalogue import _NAME, core_terms
+from cityhub.api.routers.catalogue import NAME_PATTERN, core_terms
 from cityhub.governance.events import AuditEvent
 from cityhub.governance.guard import resource_for
 from cityhub.governance.sharing import (
@@ -34,7 +34,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "Already decided"}}
 BBox = Annotated[list[Annotated[float, Field(ge=-180, le=180)]], Field(
     min_length=4, max_length=4, description="[min lon, min lat, max lon, max lat]")]
-Names = Annotated[list[Annotated[str, Field(pattern=_NAME)]], Field(max_length=500)]
+MAX_DURATION = timedelta(days=3660)  # ten years: far beyond any grant, far from overflow
+Duration = Annotated[timedelta, Field(gt=timedelta(0), le=MAX_DURATION,
+                                      description="ISO 8601 duration, e.g. P30D")]
+Names = Annotated[list[Annotated[str, Field(pattern=NAME_PATTERN)]], Field(max_length=500)]
 
 
 class AskIn(BaseModel):
@@ -43,14 +46,14 @@ class AskIn(BaseModel):
     purpose: Annotated[str, Field(min_length=1, max_length=500)]
     attributes: Names = []
     area: BBox | None = None
-    duration: Annotated[timedelta, Field(description="ISO 8601 duration, e.g. P30D")]
+    duration: Duration
 
 
 class ApproveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attributes: Names | None = None
     area: BBox | None = None
-    duration: timedelta | None = None
+    duration: Duration | None = None
 
 
 class RefuseIn(BaseModel):
