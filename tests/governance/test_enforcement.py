@@ -4,6 +4,7 @@ writes are refused per entity; tenants stay apart; everything is on the record."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -198,7 +199,9 @@ async def test_tenants_are_isolated(hub: Hub, parking: Tokens) -> None:
     assert [e["id"] for e in listed.json()] == [SPOT1]
 
 
-async def test_reads_writes_and_decisions_are_on_the_record(hub: Hub, parking: Tokens) -> None:
+async def test_reads_writes_and_decisions_are_on_the_record(
+        hub: Hub, parking: Tokens, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cityhub.governance.guard")
     granted = await grant(hub, parking)
     assert [e.grant for e in hub.audit.events if e.action == "grant.approve"] == [granted["id"]]
     hub.audit.events.clear()
@@ -209,6 +212,8 @@ async def test_reads_writes_and_decisions_are_on_the_record(hub: Hub, parking: T
         (SPOT1, granted["id"], PURPOSE, "ecology")]
     decisions = [e for e in hub.audit.events if e.action == "policy.decide"]
     assert {e.rule for e in decisions} == {"default-deny", "granted-read"}
+    assert any("event=policy_decision" in r.message and "rule=granted-read" in r.message
+               for r in caplog.records)
 
 
 async def test_turnaround_is_reported(hub: Hub, parking: Tokens) -> None:

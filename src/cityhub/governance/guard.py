@@ -7,6 +7,7 @@ the policy decision point, is minimised to what a grant allows, and is put on th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from cityhub.governance.sharing import Grant, SharingStore
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.model import LOCATION, Entity
 
+log = logging.getLogger(__name__)
 UNCATALOGUED_TIER = Tier.INTERNAL  # data nobody catalogued yet: not public
 
 
@@ -98,6 +100,11 @@ class Guard:
                                         context.device_posture, context.hour)
             decision = self._decisions[key] = self.pdp.decide(self.principal, action, resource,
                                                               context)
+            log.info("event=policy_decision principal=%s action=%s dataset=%s tenant=%s "
+                     "decision=%s rule=%s purpose=%s grant=%s", self.principal.key, action,
+                     resource.dataset, resource.tenant,
+                     "allow" if decision.allowed else "deny", decision.rule,
+                     context.purpose or "-", grant.id if grant else "-")
             self.audit.record(AuditEvent(
                 actor=self.principal.key, action="policy.decide", subject=resource.dataset,
                 tenant=resource.tenant, department=self.principal.department or None,
