@@ -19,6 +19,7 @@ from cityhub.api.routers import (
     discovery,
     entities,
     jsonld_contexts,
+    ops,
     sharing,
     subscriptions,
     temporal,
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
+        ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ngsi)
     for module in (auth_routes, catalogue, sharing):
         app.include_router(module.router)
+    ops.install(app)
 
     @app.get("/health", tags=["operations"], summary="Ready when the store answers")
     def health() -> Response:
