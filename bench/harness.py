@@ -165,6 +165,7 @@ class HubServer:
             **os.environ,
             "CITYHUB_STORE_URL": self.target.url,
             "CITYHUB_DATA_DIR": str(self.target.data_dir),
+            "CITYHUB_AUTH": "disabled",  # loopback benchmarks; a configuration may turn it on
             **self.extra_env,
         }
         log_file = (self.target.data_dir / "server.log").open("ab")

@@ -7,6 +7,7 @@ pass it on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +94,33 @@ class Settings(BaseSettings):
 
     def audit_key_path(self) -> Path:
         return self.audit_key_file or self.data_dir / "audit-ed25519.pem"
+
+    auth: Literal["enabled", "disabled"] = Field(
+        default="enabled",
+        description="Bearer-token authentication of every API but the public routes. "
+        "`disabled` (local experiments, conformance suites) is refused unless the hub binds "
+        "to a loopback address.",
+    )
+    auth_issuer: str = Field(
+        default="urn:cityhub:issuer",
+        description="The `iss` of tokens made by the hub's built-in issuer (`cityhub auth`).",
+    )
+    auth_audience: str = Field(
+        default="cityhub", description="The `aud` every accepted token must carry."
+    )
+    auth_builtin_issuer: bool = Field(
+        default=True, description="Accept tokens of the built-in issuer (keys in the store)."
+    )
+    auth_issuers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other trusted OIDC issuers, as a JSON object: issuer -> its JWKS "
+        "(an https:// URL or a file path).",
+    )
+    policy_dir: Path | None = Field(
+        default=None,
+        description="Folder of Cedar access policies (*.cedar), reloaded when a file changes; "
+        "default: the policies shipped in the package.",
+    )
 
     def resolved_store_url(self) -> str:
         """The store URL, defaulting to the embedded SQLite file under data_dir."""

@@ -24,6 +24,7 @@ def use(actor: str, purpose: str, grant: str | None, dataset: str = "air-quality
 
 def _settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", store_url=f"sqlite:///{tmp_path / 'hub.db'}",
+                    auth="disabled",  # access control has its own tests (tests/governance)
                     public_url="http://testserver")
 
 

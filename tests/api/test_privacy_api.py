@@ -21,6 +21,7 @@ N = 600  # readings per station, one a minute: 10 hours
 
 def _settings(tmp_path: Path, **extra: Any) -> Settings:
     return Settings(data_dir=tmp_path / "data", store_url=f"sqlite:///{tmp_path / 'hub.db'}",
+                    auth="disabled",  # access control has its own tests (tests/governance)
                     public_url="http://testserver", **extra)
 
 

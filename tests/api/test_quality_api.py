@@ -29,6 +29,7 @@ attributes = ["location", "temperature"]
 def _settings(tmp_path: Path, bar: float) -> Settings:
     (tmp_path / "datasets.toml").write_text(CATALOGUE)
     return Settings(data_dir=tmp_path / "data", store_url=f"sqlite:///{tmp_path / 'hub.db'}",
+                    auth="disabled",  # access control has its own tests (tests/governance)
                     public_url="http://testserver", quality_bar=bar,
                     datasets_file=tmp_path / "datasets.toml")
 

@@ -10,17 +10,20 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import context_fetch, governance_state, notifier, problems
+from cityhub.api import auth, context_fetch, governance_state, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
     audit,
+    auth_routes,
     batch,
+    catalogue,
     discovery,
     entities,
     jsonld_contexts,
     ops,
     privacy,
     quality,
+    sharing,
     subscriptions,
     temporal,
 )
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
             with governance_state.running(app, settings, store):
+                auth.start_access(app)
+                app.state.catalogue = app.state.access.catalogue
+                governance_state.seed_catalogue(app.state.catalogue, settings.datasets_file)
                 async with notifier.running(app):
                     yield
         finally:
@@ -69,12 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    if settings.auth == "enabled":
+        app.add_middleware(auth.AuthMiddleware, hub=app)
 
     ngsi = APIRouter(prefix=NGSI_LD_PREFIX)
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         ngsi.include_router(module.router)
     app.include_router(ngsi)
-    for module in (audit, privacy, quality):
+    for module in (audit, privacy, quality, auth_routes, catalogue, sharing):
         app.include_router(module.router)
     ops.install(app)
 

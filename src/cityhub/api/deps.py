@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from cityhub.api.auth import guarded_service, guarded_store
 from cityhub.config import Settings
 from cityhub.ngsild.errors import BadRequestData, NonexistentTenant
 from cityhub.store.port import Store
@@ -21,13 +22,15 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_store(request: Request) -> Store:
+    """The store as the request's principal may read it (bare when auth is off)."""
     store: Store = request.app.state.store
-    return store
+    return guarded_store(request, store)
 
 
 def get_service(request: Request) -> EntityService:
+    """The entity service as the request's principal may write (bare when auth is off)."""
     service: EntityService = request.app.state.service
-    return service
+    return guarded_service(request, service)
 
 
 def tenant_header(

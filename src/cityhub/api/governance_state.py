@@ -1,8 +1,8 @@
 """Wires the audit ledger, privacy budgets, catalogue and history reader into the app's state.
 
-`app.state.audit` is where every auditable event goes (the buffered ledger sink, or a sink that
-drops events when auditing is off); `app.state.catalogue` is kept when something else (the
-stored catalogue) set it first.
+`app.state.audit` is where every auditable event goes (the buffered ledger sink, a sink that
+drops events when auditing is off, or a sink the embedding application set before start-up).
+The stored catalogue is seeded from the packaged district datasets on first start.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 
 from cityhub.config import Settings
 from cityhub.governance.audit_sink import LedgerSink
 from cityhub.governance.budget import PrivacyBudgets
+from cityhub.governance.catalogue import SqlCatalogue
 from cityhub.governance.datasets import Dataset
 from cityhub.governance.events import AuditEvent
 from cityhub.governance.ledger import Ledger
@@ -49,16 +51,15 @@ def running(app: FastAPI, settings: Settings, store: SqlStore) -> AbstractContex
         app.state.ledger = ledger
         app.state.audit_key = key
         app.state.privacy_budgets = PrivacyBudgets(store.db, settings.privacy_budget)
-        if getattr(app.state, "catalogue", None) is None:
-            app.state.catalogue = MemoryCatalogue.load(settings.datasets_file)
         sink: LedgerSink | None = None
-        if settings.audit_enabled:
-            sink = LedgerSink(ledger, key, flush_interval_s=settings.audit_flush_interval_s,
-                              sign_interval_s=settings.audit_sign_interval_s)
-            sink.start()
-            app.state.audit = sink
-        else:
-            app.state.audit = DroppingSink()
+        if getattr(app.state, "audit", None) is None:  # else the embedding app brought its own
+            if settings.audit_enabled:
+                sink = LedgerSink(ledger, key, flush_interval_s=settings.audit_flush_interval_s,
+                                  sign_interval_s=settings.audit_sign_interval_s)
+                sink.start()
+                app.state.audit = sink
+            else:
+                app.state.audit = DroppingSink()
         try:
             yield
         finally:
@@ -67,6 +68,15 @@ def running(app: FastAPI, settings: Settings, store: SqlStore) -> AbstractContex
                 log.info("event=audit_closed size=%d", ledger.size())
 
     return scope()
+
+
+def seed_catalogue(catalogue: SqlCatalogue, path: Path | None) -> None:
+    """Fill an empty stored catalogue with the district's default datasets (first start)."""
+    if catalogue.datasets():
+        return
+    for dataset in MemoryCatalogue.load(path).datasets():
+        catalogue.put(dataset)
+    log.info("event=catalogue_seeded datasets=%d", len(catalogue.datasets()))
 
 
 def history_reader(request: Request) -> TemporalStore:

@@ -40,6 +40,13 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
     if settings.public_url is None:
         settings.public_url = f"http://{host}:{port}"
     configure_logging(log_level)
+    if settings.auth == "disabled":
+        from cityhub.api.auth import is_loopback
+
+        if not is_loopback(host):
+            raise fail(f"CITYHUB_AUTH=disabled is refused on {host}: bind to 127.0.0.1 or ::1")
+        console.print("[bold yellow]WARNING: authentication is disabled (CITYHUB_AUTH=disabled)"
+                      ": every request has full access; loopback experiments only[/]")
     _check_store(settings)
     console.print(
         f"cityhub hub on [bold]http://{host}:{port}[/] "
@@ -84,3 +91,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(audit.app, name="audit")
 
 __all__ = ["app", "fail", "free_port", "load_settings"]
+
+from cityhub.cli import auth  # noqa: E402 - command groups register after the app exists
+
+app.add_typer(auth.app, name="auth")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
+from cityhub.api.auth import guarded_temporal
 from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant
 from cityhub.api.ldio import (
     AcceptHeader,
@@ -87,7 +88,8 @@ def get_temporal(request: Request) -> TemporalStore:
         temporal: TemporalStore | None = getattr(state, "temporal", None)
         if temporal is None:
             temporal = state.temporal = TemporalStore(state.store, clock=state.service.clock)
-    return temporal
+    guarded: TemporalStore = guarded_temporal(request, temporal)  # the principal's view
+    return guarded
 
 
 def temporal_query(
