@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     )
     notify_timeout_s: float = Field(
         default=5.0, gt=0, description="Timeout of one HTTP notification delivery."
+    )
+
+    bus_url: str = Field(
+        default="memory://",
+        description="Event bus: memory:// (in-process) or nats://host:4222 (NATS JetStream; "
+        "entity changes, edge forwarding and notifications then go through it).",
+    )
+    edge_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token edge agents present to /ingest/v1/batch and "
+        "/devices/v1/registry; unset leaves them open (demo only).",
     )
 
     def resolved_store_url(self) -> str:

@@ -10,12 +10,15 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import context_fetch, notifier, problems
+from cityhub.api import context_fetch, ingestion, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
     batch,
+    deadletters,
+    devices,
     discovery,
     entities,
+    ingest,
     jsonld_contexts,
     subscriptions,
     temporal,
@@ -50,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.contexts_resolver = services.resolver
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
-            async with notifier.running(app):
+            async with ingestion.running(app), notifier.running(app):
                 yield
         finally:
             store.close()
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         ngsi.include_router(module.router)
     app.include_router(ngsi)
+    for module in (devices, ingest, deadletters):
+        app.include_router(module.router)
 
     @app.get("/health", tags=["operations"], summary="Ready when the store answers")
     def health() -> Response:
