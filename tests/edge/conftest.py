@@ -183,6 +183,48 @@ def mosquitto() -> None:
     need_service("Mosquitto", "127.0.0.1", 1883)
 
 
+@dataclass
+class Broker:
+    """A private Mosquitto (so that a test may stop it) with the settings docs/edge.md asks of
+    an edge broker: a deep queue for persistent sessions while the agent is away."""
+
+    port: int
+    conf: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import socket
+
+        self.process = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(self.conf)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, 10, "mosquitto to listen")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[Broker]:
+    if not Path("/usr/sbin/mosquitto").exists():
+        need_service("Mosquitto (the /usr/sbin/mosquitto binary)", "127.0.0.1", 1)
+    port = free_port("127.0.0.1", 0)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                    f"persistence_location {tmp_path}/\nmax_queued_messages 100000\n"
+                    "max_inflight_messages 100\n")
+    broker = Broker(port, conf)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
 @pytest.fixture
 def tenant() -> str:
     return f"t{uuid.uuid4().hex[:10]}"

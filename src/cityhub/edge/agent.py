@@ -91,6 +91,7 @@ class EdgeAgent:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.registry.load()
         for row in self.outbox.held():  # aggregated mode: windows still open at the last stop
             body = dict(row.body)
@@ -187,8 +188,9 @@ class EdgeAgent:
     def _write_loop(self) -> None:
         next_tick = 0.0
         while not self._stop.is_set():
+            batch: list[tuple[Accepted | Dead | Alert, int, int]] = []
             try:
-                batch = [self._queue.get(timeout=0.25)]
+                batch.append(self._queue.get(timeout=0.25))
                 while len(batch) < WRITE_BATCH:
                     batch.append(self._queue.get_nowait())
             except queue.Empty:
@@ -196,13 +198,11 @@ class EdgeAgent:
             try:
                 if batch:
                     self._write(batch)
-                    batch = []
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + 0.25
                     self._tick()
             except Exception:
                 log.exception("event=outbox_write_failed")  # not acknowledged: resent later
-                batch = []
                 time.sleep(0.5)
 
     def _write(self, batch: list[tuple[Accepted | Dead | Alert, int, int]]) -> None:
