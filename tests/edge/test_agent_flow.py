@@ -63,8 +63,9 @@ def test_measurements_alerts_and_dead_letters_reach_the_hub(
 
 
 def test_hub_down_for_30_seconds_loses_and_duplicates_nothing(
-        mosquitto: None, hub: Hub, tenant: str, tmp_path: Path, agent_factory: Any) -> None:
+        mosquitto: None, own_hub: Hub, tenant: str, tmp_path: Path, agent_factory: Any) -> None:
     """Fault (a): 10 devices publish 100 msg/s in total; the hub stops for 30 s mid-stream."""
+    hub = own_hub
     devices = [Device(tenant, f"aq-{n}", hub.register(f"aq-{n}", "AirQualityObserved", tenant))
                for n in range(10)]
     agent = agent_factory(write_config(tmp_path / "edge.toml", hub_url=hub.url, tenant=tenant))
