@@ -114,8 +114,8 @@ class Threshold(_Base):
     kind: str = "threshold"
 
     def check(self, m: Measurement, device_type: str, now: float) -> list[Alert]:
-        value = self._applies(m, device_type)
-        if not isinstance(value, float):
+        value = _number(self._applies(m, device_type))
+        if value is None:
             return []
         bad = (self.above is not None and value > self.above) or (
             self.below is not None and value < self.below)
@@ -131,8 +131,8 @@ class RateOfChange(_Base):
     _last: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def check(self, m: Measurement, device_type: str, now: float) -> list[Alert]:
-        value = self._applies(m, device_type)
-        if not isinstance(value, float):
+        value = _number(self._applies(m, device_type))
+        if value is None:
             return []
         key = (m.tenant, m.device_id)
         at = datetime.fromisoformat(m.observed_at.replace("Z", "+00:00")).timestamp()
@@ -185,6 +185,12 @@ class Silence(_Base):
                 alerts.append(Alert(tenant, device, self.name, self.kind, None, None,
                                     self.severity, f"silent for {now - heard:.0f} s", _iso(now)))
         return alerts
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _common(config: dict[str, Any]) -> dict[str, Any]:
