@@ -23,7 +23,8 @@ async def test_register_list_and_device_entity(client: httpx.AsyncClient) -> Non
     assert len(token) >= 24
     listed = (await client.get("/devices/v1/devices")).json()
     assert [d["id"] for d in listed] == ["aq-1"]
-    assert "token" not in listed[0] and "credential" not in listed[0]
+    assert "token" not in listed[0]
+    assert "credential" not in listed[0]
     assert listed[0]["topic"] == "cityhub/_/aq-1/up"
     entity = (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Device:ecology:aq-1")).json()
     assert entity["type"] == "Device"
@@ -111,6 +112,7 @@ async def test_edge_batch_is_idempotent_and_keeps_every_instance(
     history = (await client.get(TEMPORAL + AQ, params={"attrs": "pm25", "lastN": 100})).json()
     assert len(history["pm25"]) == 30
     alerts = (await client.get("/ngsi-ld/v1/entities", params={"type": "Alert"})).json()
-    assert len(alerts) == 1 and alerts[0]["severity"]["value"] == "high"
+    assert len(alerts) == 1
+    assert alerts[0]["severity"]["value"] == "high"
     letters = (await client.get("/ingest/v1/dead-letters")).json()
     assert letters["total"] == 2  # the edge's dead letter, once per try

@@ -52,7 +52,8 @@ def test_measurements_alerts_and_dead_letters_reach_the_hub(
         assert any("not JSON" in r for r in reasons)
         wait_for(lambda: alerts, 5, "the local alert")
         assert len(alerts) == 1  # raised on crossing 75, not again at 95
-        assert alerts[0]["value"] == 90.0 and alerts[0]["severity"] == "high"
+        assert alerts[0]["value"] == 90.0
+        assert alerts[0]["severity"] == "high"
         import httpx
         found = wait_for(lambda: httpx.get(f"{hub.url}/ngsi-ld/v1/entities", params={
             "type": "Alert"}, headers={"NGSILD-Tenant": tenant}).json(), 10, "the Alert entity")

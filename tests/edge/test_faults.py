@@ -133,6 +133,7 @@ def test_ten_thousand_hostile_payloads_are_dead_lettered(
         device.publish({"pm25": 12.0})  # the agent still serves
         wait_for(lambda: hub.history_counts(tenant, "pm25").get(AQ + "aq-1") == 1, 20,
                  "a good message after the storm")
-        assert agent.process is not None and agent.process.poll() is None
+        assert agent.process is not None
+        assert agent.process.poll() is None
     finally:
         device.close()

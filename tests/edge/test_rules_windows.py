@@ -57,5 +57,6 @@ def test_windows_count_mean_min_max(samples: list[tuple[float, float]]) -> None:
         inside = [v for v, at in samples if window.start <= at < window.end]
         stats = window.summary()["attributes"]["pm25"]
         assert stats["count"] == len(inside)
-        assert stats["min"] == min(inside) and stats["max"] == max(inside)
+        assert stats["min"] == min(inside)
+        assert stats["max"] == max(inside)
         assert stats["mean"] == pytest.approx(sum(inside) / len(inside))
