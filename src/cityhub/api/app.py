@@ -20,6 +20,7 @@ from cityhub.api.routers import (
     entities,
     ingest,
     jsonld_contexts,
+    ops,
     subscriptions,
     temporal,
 )
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
+        ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ngsi)
     for module in (devices, ingest, deadletters):
         app.include_router(module.router)
+    ops.install(app)
 
     @app.get("/health", tags=["operations"], summary="Ready when the store answers")
     def health() -> Response:

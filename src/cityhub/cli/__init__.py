@@ -15,6 +15,8 @@ from cityhub import __version__
 from cityhub.cli.common import app, configure_logging, console, fail, free_port, load_settings
 from cityhub.config import Settings
 
+GRACE_S = 3  # on Ctrl-C, open pages' event streams are cut after this many seconds
+
 
 def _check_store(settings: Settings) -> None:
     """Open the store once before serving, so a wrong URL is one line, not a traceback."""
@@ -50,10 +52,11 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         # nothing but the store, so they can serve side by side.
         os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
         uvicorn.run("cityhub.api.app:create_app", factory=True, workers=workers, host=host,
-                    port=port, log_level=log_level.lower(), access_log=False)
+                    port=port, log_level=log_level.lower(), access_log=False,
+                    timeout_graceful_shutdown=GRACE_S)
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
-                access_log=False)
+                access_log=False, timeout_graceful_shutdown=GRACE_S)
 
 
 @app.command()
@@ -68,23 +71,14 @@ def serve(
 
 
 @app.command()
-def demo(
-    port: Annotated[int, typer.Option(help="Port of the hub; a free one is taken if busy.")] = 8000,
-) -> None:
-    """Run the demo: for now the hub on embedded defaults (SQLite), with a tour in README."""
-    chosen = free_port("127.0.0.1", port)
-    if chosen != port:
-        console.print(f"port {port} is busy: using {chosen} instead")
-    _run_hub("127.0.0.1", chosen, "info")
-
-
-@app.command()
 def version() -> None:
     """Print the cityhub version."""
     typer.echo(__version__)
 
 
-__all__ = ["app", "fail", "free_port", "load_settings"]
+from cityhub.cli import demo as demo_command  # noqa: E402 (commands register after the app)
+
+app.command(name="demo")(demo_command.demo)
 
 from cityhub.cli import devices as _devices  # noqa: E402 - groups register after the app
 from cityhub.cli import edge as _edge  # noqa: E402
@@ -93,3 +87,5 @@ from cityhub.cli import simulate as _simulate  # noqa: E402
 app.add_typer(_edge.app, name="edge")
 app.add_typer(_devices.app, name="devices")
 app.add_typer(_simulate.app, name="simulate")
+
+__all__ = ["app", "fail", "free_port", "load_settings"]
