@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,14 +38,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def pair(port: int, on_message: object) -> tuple[mqtt.Client, mqtt.Client]:
+    """A publisher and a separate subscriber (as a device and an operator would be)."""
+    clients = []
+    for _ in range(2):
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.connect("127.0.0.1", port)
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+        client.loop_start()
+        clients.append(client)
+    clients[1].on_message = on_message  # type: ignore[assignment]
+    return clients[0], clients[1]
+
+
 def bare_round_trip(port: int, samples: int) -> list[float]:
     got = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.on_message = lambda *_: got.set()
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    client, listener = pair(port, lambda *_: got.set())
     topic = f"bench/{os.getpid()}/echo"
-    client.subscribe(topic, qos=1)
+    listener.subscribe(topic, qos=1)
     time.sleep(0.3)
     out = []
     for _ in range(samples):
@@ -53,8 +64,9 @@ def bare_round_trip(port: int, samples: int) -> list[float]:
         client.publish(topic, b'{"values": {"pm25": 90}}', qos=1)
         if got.wait(5):
             out.append((time.perf_counter() - start) * 1000)
-    client.loop_stop()
-    client.disconnect()
+    for each in (client, listener):
+        each.loop_stop()
+        each.disconnect()
     return out
 
 
@@ -77,11 +89,8 @@ def alert_latency(port: int, samples: int, workdir: Path) -> list[float]:
     agent.start()
     agent.connected.wait(10)
     got = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.on_message = lambda *_: got.set()
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    client.subscribe(f"cityhub/{tenant}/aq/alert", qos=0)
+    client, listener = pair(port, lambda *_: got.set())
+    listener.subscribe(f"cityhub/{tenant}/aq/alert", qos=1)
     time.sleep(0.3)
     out = []
     for n in range(samples):
@@ -94,8 +103,9 @@ def alert_latency(port: int, samples: int, workdir: Path) -> list[float]:
             {"id": f"high{n}", "key": token, "values": {"pm25": 90.0}}), qos=1)
         if got.wait(5):
             out.append((time.perf_counter() - start) * 1000)
-    client.loop_stop()
-    client.disconnect()
+    for each in (client, listener):
+        each.loop_stop()
+        each.disconnect()
     agent.stop()
     return out
 
