@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -120,6 +120,17 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of Cedar access policies (*.cedar), reloaded when a file changes; "
         "default: the policies shipped in the package.",
+    )
+
+    bus_url: str = Field(
+        default="memory://",
+        description="Event bus: memory:// (in-process) or nats://host:4222 (NATS JetStream; "
+        "entity changes, edge forwarding and notifications then go through it).",
+    )
+    edge_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token edge agents present to /ingest/v1/batch and "
+        "/devices/v1/registry; unset leaves them open (demo only).",
     )
 
     def resolved_store_url(self) -> str:

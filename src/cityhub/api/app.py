@@ -10,15 +10,18 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import auth, context_fetch, governance_state, notifier, problems
+from cityhub.api import auth, context_fetch, governance_state, ingestion, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
     audit,
     auth_routes,
     batch,
     catalogue,
+    deadletters,
+    devices,
     discovery,
     entities,
+    ingest,
     jsonld_contexts,
     ops,
     privacy,
@@ -62,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 auth.start_access(app)
                 app.state.catalogue = app.state.access.catalogue
                 governance_state.seed_catalogue(app.state.catalogue, settings.datasets_file)
-                async with notifier.running(app):
+                async with ingestion.running(app), notifier.running(app):
                     yield
         finally:
             store.close()
@@ -82,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         ngsi.include_router(module.router)
     app.include_router(ngsi)
-    for module in (audit, privacy, quality, auth_routes, catalogue, sharing):
+    for module in (audit, privacy, quality, auth_routes, catalogue, sharing, devices, ingest,
+                   deadletters):
         app.include_router(module.router)
     ops.install(app)
 

@@ -51,6 +51,9 @@ PUBLIC_PATHS = frozenset({
     "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
     "/auth/jwks.json", "/.well-known/openid-configuration", "/catalogue/dcat",
 })
+# Routes whose callers prove themselves with a credential of their own instead of a JWT:
+# devices post measurements with their device token, checked against the device registry.
+DEVICE_CREDENTIAL_PREFIX = "/ingest/v1/devices/"
 # Public routes that still read a token when one is sent (to show more to a known caller).
 OPTIONAL_AUTH_PATHS = frozenset({"/catalogue/dcat"})
 LOOPBACK = ("127.", "::1", "localhost")
@@ -131,7 +134,8 @@ class AuthMiddleware:
             return
         path: str = scope["path"]
         token = self._header(scope)
-        if path in PUBLIC_PATHS and (token is None or path not in OPTIONAL_AUTH_PATHS):
+        if (path in PUBLIC_PATHS and (token is None or path not in OPTIONAL_AUTH_PATHS)) or \
+                path.startswith(DEVICE_CREDENTIAL_PREFIX):
             await self.app(scope, receive, send)
             return
         try:

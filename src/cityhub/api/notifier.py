@@ -9,6 +9,10 @@ process at a time; `throttling` sends everything queued since the last notificat
 
 `running(app)` is the async context manager the app's lifespan enters: it installs the
 subscription store and its change listener and, when `notify_workers > 0`, runs the worker.
+With a JetStream bus (CITYHUB_BUS_URL=nats://...) subscriptions are matched from the bus
+instead: every hub process consumes `cityhub.changes.>` with the shared durable consumer
+`cityhub-subscriptions` and queues what each change triggers (at least once; a change is
+acknowledged once its notifications are queued), so the hub processes share that work.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -306,7 +310,12 @@ async def running(app: FastAPI, config: NotifierConfig | None = None) -> AsyncIt
     settings = app.state.settings
     store = app.state.store
     subscriptions = SubscriptionStore(store.db)
-    store.listeners.append(subscriptions.on_changes)
+    from_bus = bool(getattr(app.state, "bus_durable", False))
+    if from_bus:
+        await app.state.bus.subscribe("cityhub.changes.>", "cityhub-subscriptions",
+                                      _queue_from_bus(store, subscriptions))
+    else:
+        store.listeners.append(subscriptions.on_changes)
     app.state.subscriptions = subscriptions
     config = config or getattr(app.state, "notifier_config", None) or NotifierConfig(
         workers=settings.notify_workers, timeout_s=settings.notify_timeout_s)
@@ -321,4 +330,21 @@ async def running(app: FastAPI, config: NotifierConfig | None = None) -> AsyncIt
     finally:
         if notifier is not None:
             await notifier.stop()
-        store.listeners.remove(subscriptions.on_changes)
+        if not from_bus:
+            store.listeners.remove(subscriptions.on_changes)
+
+
+def _queue_from_bus(store: Any, subscriptions: SubscriptionStore) -> Callable[
+        [Any], Awaitable[None]]:
+    """The bus handler: queue the notifications one published change triggers."""
+    from cityhub.api.ingestion import change_from_json
+
+    def queue(change: Any) -> None:
+        with store.db.transaction(write=True) as conn:
+            subscriptions.on_changes(conn, [change])
+
+    async def handle(message: Any) -> None:
+        change = change_from_json(orjson.loads(message.data))
+        await asyncio.to_thread(queue, change)
+
+    return handle

@@ -90,6 +90,14 @@ app.command(name="demo")(demo_command.demo)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(audit.app, name="audit")
 
+from cityhub.cli import devices as _devices  # noqa: E402 - groups register after the app
+from cityhub.cli import edge as _edge  # noqa: E402
+from cityhub.cli import simulate as _simulate  # noqa: E402
+
+app.add_typer(_edge.app, name="edge")
+app.add_typer(_devices.app, name="devices")
+app.add_typer(_simulate.app, name="simulate")
+
 __all__ = ["app", "fail", "free_port", "load_settings"]
 
 from cityhub.cli import auth  # noqa: E402 - command groups register after the app exists
