@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
@@ -64,14 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
 
-    ngsi = APIRouter(prefix=NGSI_LD_PREFIX)
-    for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
-        ngsi.include_router(module.router)
-    app.include_router(ngsi)
-
-    @app.get("/health", tags=["operations"], summary="Ready when the store answers")
-    def health() -> Response:
+    # /health first: FastAPI tries routes in order, and probes should not pay for the others.
+    @app.get("/health", tags=["operations"], summary="Ready when the hub has opened its store")
+    async def health() -> Response:
         app.state.store.tenant_exists("")
         return json_response({"status": "ok", "version": __version__})
+
+    # Each router straight under the app (not nested in one /ngsi-ld/v1 router): every level
+    # of included router is walked on each request. Entities first: they are the hot paths.
+    for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
+        app.include_router(module.router, prefix=NGSI_LD_PREFIX)
 
     return app

@@ -211,6 +211,18 @@ class ContextResolver:
                 self._cache.popitem(last=False)
         return built
 
+    def cached(self, context: ContextValue = None) -> TermMap | None:
+        """The TermMap of `context` if it is already built, else None (never loads anything).
+
+        For callers on an event loop: a miss may need a fetch, which they run elsewhere."""
+        key = json.dumps(_normalize(context), sort_keys=True, separators=(",", ":"),
+                         ensure_ascii=False)
+        with self._lock:
+            held = self._cache.get(key)
+            if held is not None:
+                self._cache.move_to_end(key)
+            return held
+
     def clear(self) -> None:
         """Forget every TermMap (after a stored context changed)."""
         with self._lock:

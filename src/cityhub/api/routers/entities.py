@@ -1,4 +1,11 @@
-"""/entities: create, query, retrieve, replace, merge, delete; attributes append/update/delete."""
+"""/entities: create, query, retrieve, replace, merge, delete; attributes append/update/delete.
+
+Retrieval, query and partial attribute update are the hot paths: they declare no FastAPI
+dependencies (they read tenant, @context, Accept and query parameters from the request in one
+pass, documented with `openapi.parameters`) and run on the event loop, calling the store
+inline for a single entity (a thread hand-off costs more than a point read or write) and in
+the thread pool for a query, whose size the client chooses.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,37 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
-from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant
+from cityhub.api.deps import (
+    ReadTenant,
+    ServiceDep,
+    WriteTenant,
+    read_tenant,
+    service_of,
+    store_of,
+    write_tenant,
+)
 from cityhub.api.ldio import (
     GEO_JSON,
-    AcceptHeader,
     LdContext,
     LinkContext,
+    context_from_link,
     ld_response,
     negotiate,
     read_json,
     strip_context,
 )
-from cityhub.api.query_params import FilterDep, ViewDep, ViewParams, parse_options
+from cityhub.api.query_params import (
+    FILTER_PARAMS,
+    VIEW_PARAMS,
+    ViewParams,
+    entity_filter,
+    parse_options,
+    view_params,
+)
 from cityhub.ngsild import geojson
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.model import Entity
@@ -84,18 +107,20 @@ async def create_entity(request: Request, tenant: WriteTenant, service: ServiceD
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         {"type": "array", "items": api.ENTITY_OUT}, api.FEATURE_COLLECTION,
         "The entities selected", count=True)),
-    openapi_extra=api.link_header(),
+    openapi_extra=api.parameters(*FILTER_PARAMS, *VIEW_PARAMS),
 )
-def query_entities(
-    tenant: ReadTenant, store: StoreDep, filt: FilterDep, view: ViewDep, accept: AcceptHeader
-) -> Response:
-    media = negotiate(accept)
-    result = store.query(tenant, filt.query)
+async def query_entities(request: Request) -> Response:
+    tenant = read_tenant(request)
+    ctx = await context_from_link(request)
+    filt = entity_filter(request, ctx)
+    view = view_params(request, ctx.terms)
+    media = negotiate(request.headers.get("accept"))
+    result = await run_in_threadpool(store_of(request).query, tenant, filt.query)
     headers = {}
     if result.count is not None:
         headers["NGSILD-Results-Count"] = str(result.count)
-    data = render_list(result.entities, filt.context, view, media)
-    return ld_response(data, filt.context, media, headers=headers)
+    data = render_list(result.entities, ctx, view, media)
+    return ld_response(data, ctx, media, headers=headers)
 
 
 @router.get(
@@ -103,18 +128,14 @@ def query_entities(
     summary="Retrieve an entity",
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         api.ENTITY_OUT, api.FEATURE, "The entity")),
-    openapi_extra=api.link_header(),
+    openapi_extra=api.parameters(*VIEW_PARAMS),
 )
-def retrieve_entity(
-    entityId: EntityId,
-    tenant: ReadTenant,
-    store: StoreDep,
-    ctx: LinkContext,
-    view: ViewDep,
-    accept: AcceptHeader,
-) -> Response:
-    media = negotiate(accept)
-    entity = store.get(tenant, check_entity_id(entityId))
+async def retrieve_entity(entityId: EntityId, request: Request) -> Response:
+    tenant = read_tenant(request)
+    ctx = await context_from_link(request)
+    view = view_params(request, ctx.terms)
+    media = negotiate(request.headers.get("accept"))
+    entity = store_of(request).get(tenant, check_entity_id(entityId))
     if entity is None:
         raise ResourceNotFound(f"entity {entityId} does not exist", instance=entityId)
     if view.render.attrs is not None and not any(a in entity["attrs"] for a in view.render.attrs):
@@ -226,15 +247,13 @@ async def update_attrs(
     status_code=204,
     summary="Partial attribute update",
     responses=api.responses(400, 404, 415, 503),
-    openapi_extra=api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change"),
+    openapi_extra={
+        **api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change"),
+        **api.parameters(link=False),
+    },
 )
-async def partial_update_attr(
-    entityId: EntityId,
-    attrId: str,
-    request: Request,
-    tenant: WriteTenant,
-    service: ServiceDep,
-) -> Response:
+async def partial_update_attr(entityId: EntityId, attrId: str, request: Request) -> Response:
+    tenant = write_tenant(request)
     body, ctx = await read_json(request)
     iri = ctx.terms.expand_term(attrId)
     fragment = strip_context(body)
@@ -243,8 +262,8 @@ async def partial_update_attr(
     if "type" not in fragment and not {"value", "object", "languageMap", "valueList",
                                        "objectList", "vocab", "json"} & fragment.keys():
         raise BadRequestData("a partial update needs a value (or object, languageMap, ...)")
-    service.partial_update_attr(tenant, check_entity_id(entityId), iri,
-                                parse_attribute(iri, fragment, ctx.terms))
+    service_of(request).partial_update_attr(tenant, check_entity_id(entityId), iri,
+                                            parse_attribute(iri, fragment, ctx.terms))
     return Response(status_code=204)
 
 
