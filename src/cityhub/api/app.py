@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
+        app.state.inline_reads = store.db.dialect == "sqlite"  # see deps.point_read
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver

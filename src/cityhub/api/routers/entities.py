@@ -2,9 +2,8 @@
 
 Retrieval, query and partial attribute update are the hot paths: they declare no FastAPI
 dependencies (they read tenant, @context, Accept and query parameters from the request in one
-pass, documented with `openapi.parameters`) and run on the event loop, calling the store
-inline for a single entity (a thread hand-off costs more than a point read or write) and in
-the thread pool for a query, whose size the client chooses.
+pass, documented with `openapi.parameters`). A retrieval reads the store inline on SQLite
+(`deps.point_read`); writes and queries (whose size the client chooses) go to the thread pool.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from cityhub.api.deps import (
     ReadTenant,
     ServiceDep,
     WriteTenant,
+    point_read,
     read_tenant,
     service_of,
     store_of,
@@ -135,7 +135,7 @@ async def retrieve_entity(entityId: EntityId, request: Request) -> Response:
     ctx = await context_from_link(request)
     view = view_params(request, ctx.terms)
     media = negotiate(request.headers.get("accept"))
-    entity = store_of(request).get(tenant, check_entity_id(entityId))
+    entity = await point_read(request, store_of(request).get, tenant, check_entity_id(entityId))
     if entity is None:
         raise ResourceNotFound(f"entity {entityId} does not exist", instance=entityId)
     if view.render.attrs is not None and not any(a in entity["attrs"] for a in view.render.attrs):
@@ -262,8 +262,9 @@ async def partial_update_attr(entityId: EntityId, attrId: str, request: Request)
     if "type" not in fragment and not {"value", "object", "languageMap", "valueList",
                                        "objectList", "vocab", "json"} & fragment.keys():
         raise BadRequestData("a partial update needs a value (or object, languageMap, ...)")
-    service_of(request).partial_update_attr(tenant, check_entity_id(entityId), iri,
-                                            parse_attribute(iri, fragment, ctx.terms))
+    await run_in_threadpool(service_of(request).partial_update_attr, tenant,
+                            check_entity_id(entityId), iri,
+                            parse_attribute(iri, fragment, ctx.terms))
     return Response(status_code=204)
 
 
