@@ -96,7 +96,7 @@ def update_result_response(result: UpdateResult, ctx: LdContext) -> Response:
 async def create_entity(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await read_json(request)
     entity = parse_entity(strip_context(body), ctx.terms)
-    service.create(tenant, entity)
+    await run_in_threadpool(service.create, tenant, entity)
     location = f"/ngsi-ld/v1/entities/{quote(entity['id'], safe=':')}"
     return Response(status_code=201, headers={"Location": location})
 
@@ -159,7 +159,8 @@ async def replace_entity(
         body.setdefault("id", entityId)
         if body["id"] != entityId:
             raise BadRequestData("the id in the body differs from the id in the URL")
-    service.replace(tenant, parse_entity(body, ctx.terms, require_type=False))
+    await run_in_threadpool(service.replace, tenant,
+                            parse_entity(body, ctx.terms, require_type=False))
     return Response(status_code=204)
 
 
@@ -181,7 +182,7 @@ async def merge_entity(
         if body["id"] != entityId:
             raise BadRequestData("the id in the body differs from the id in the URL")
     patch = parse_entity(body, ctx.terms, require_type=False, allow_null=True)
-    service.merge(tenant, check_entity_id(entityId), patch)
+    await run_in_threadpool(service.merge, tenant, check_entity_id(entityId), patch)
     return Response(status_code=204)
 
 
@@ -221,7 +222,8 @@ async def append_attrs(
     body, ctx = await _attributes_body(request)
     overwrite = "noOverwrite" not in parse_options(options)
     attrs = parse_attributes(body, ctx.terms)
-    result = service.append_attrs(tenant, check_entity_id(entityId), attrs, overwrite=overwrite)
+    result = await run_in_threadpool(service.append_attrs, tenant, check_entity_id(entityId),
+                                     attrs, overwrite=overwrite)
     return update_result_response(result, ctx)
 
 
@@ -237,8 +239,8 @@ async def update_attrs(
     entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep
 ) -> Response:
     body, ctx = await _attributes_body(request)
-    result = service.update_attrs(tenant, check_entity_id(entityId),
-                                  parse_attributes(body, ctx.terms))
+    result = await run_in_threadpool(service.update_attrs, tenant, check_entity_id(entityId),
+                                     parse_attributes(body, ctx.terms))
     return update_result_response(result, ctx)
 
 
@@ -284,8 +286,8 @@ async def replace_attr(
 ) -> Response:
     body, ctx = await read_json(request)
     iri = ctx.terms.expand_term(attrId)
-    service.replace_attr(tenant, check_entity_id(entityId), iri,
-                         parse_attribute(iri, strip_context(body), ctx.terms))
+    await run_in_threadpool(service.replace_attr, tenant, check_entity_id(entityId), iri,
+                            parse_attribute(iri, strip_context(body), ctx.terms))
     return Response(status_code=204)
 
 
