@@ -250,8 +250,9 @@ async def update_attrs(
     summary="Partial attribute update",
     responses=api.responses(400, 404, 415, 503),
     openapi_extra={
-        **api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change"),
-        **api.parameters(link=False),
+        **api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change",
+                           link=False),
+        **api.parameters(),
     },
 )
 async def partial_update_attr(entityId: EntityId, attrId: str, request: Request) -> Response:
