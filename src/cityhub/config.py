@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(
         default=5.0, gt=0, description="Timeout of one HTTP notification delivery."
     )
+    scenario_dir: Path | None = Field(
+        default=None,
+        description="Folder of RESCO scenarios (default ../shared/scenarios/resco beside the "
+        "repository).",
+    )
+    algorithm_registry: Path | None = Field(
+        default=None,
+        description="JSON file of recorded and approved controller versions "
+        "(default data_dir/algorithms.json).",
+    )
 
     def resolved_store_url(self) -> str:
         """The store URL, defaulting to the embedded SQLite file under data_dir."""

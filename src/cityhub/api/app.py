@@ -17,6 +17,7 @@ from cityhub.api.routers import (
     discovery,
     entities,
     jsonld_contexts,
+    ops,
     subscriptions,
     temporal,
 )
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.store = store
         app.state.inline_reads = store.db.dialect == "sqlite"  # see deps.point_read
+        ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
@@ -75,5 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # of included router is walked on each request. Entities first: they are the hot paths.
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         app.include_router(module.router, prefix=NGSI_LD_PREFIX)
+    ops.install(app)
 
     return app

@@ -15,6 +15,7 @@ from cityhub import __version__
 from cityhub.cli.common import app, configure_logging, console, fail, free_port, load_settings
 from cityhub.config import Settings
 
+GRACE_S = 3  # on Ctrl-C, open pages' event streams are cut after this many seconds
 WORKER_HEALTHCHECK_S = 60
 
 
@@ -56,10 +57,11 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         # restarted for ever.
         uvicorn.run("cityhub.api.app:create_app", factory=True, workers=workers, host=host,
                     port=port, log_level=log_level.lower(), access_log=False,
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+                    timeout_graceful_shutdown=GRACE_S)
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
-                access_log=False)
+                access_log=False, timeout_graceful_shutdown=GRACE_S)
 
 
 @app.command()
@@ -74,20 +76,15 @@ def serve(
 
 
 @app.command()
-def demo(
-    port: Annotated[int, typer.Option(help="Port of the hub; a free one is taken if busy.")] = 8000,
-) -> None:
-    """Run the demo: for now the hub on embedded defaults (SQLite), with a tour in README."""
-    chosen = free_port("127.0.0.1", port)
-    if chosen != port:
-        console.print(f"port {port} is busy: using {chosen} instead")
-    _run_hub("127.0.0.1", chosen, "info")
-
-
-@app.command()
 def version() -> None:
     """Print the cityhub version."""
     typer.echo(__version__)
 
+
+from cityhub.cli import demo as demo_command  # noqa: E402 (commands register after the app)
+from cityhub.cli import sandbox  # noqa: E402
+
+app.command(name="demo")(demo_command.demo)
+app.add_typer(sandbox.app, name="sandbox")
 
 __all__ = ["app", "fail", "free_port", "load_settings"]

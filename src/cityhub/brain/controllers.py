@@ -1,0 +1,169 @@
+"""Signal controllers, registered by name: observations in, phase decisions out.
+
+Built-ins register exactly as a plug-in would (`@register`). A controller never touches a
+simulator or the hub: the twin (`cityhub.sandbox.twin`) and the live loop (`cityhub.sandbox.live`)
+build `JunctionObservation`s and pass every decision through the signal layer (`brain.safety`).
+`fixed` and `actuated` also name a SUMO program (`native_program`): in the twin they run the
+network's own static program or SUMO's own actuation; live, their `decide` stands in for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from cityhub.brain.observations import Decisions, JunctionObservation
+
+
+class Controller:
+    """Base of every controller: a name, a version, a configuration and `decide`."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1.0"
+    native_program: ClassVar[str | None] = None
+    defaults: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, **config: float) -> None:
+        unknown = set(config) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"unknown setting(s) for {self.name}: {', '.join(sorted(unknown))}")
+        self.config: dict[str, float] = {**self.defaults, **config}
+
+    @property
+    def decision_interval_s(self) -> float:
+        return float(self.config.get("decision_interval_s", 10.0))
+
+    @property
+    def identity(self) -> str:
+        """`name@version#hash` of the configuration: what the algorithm registry approves."""
+        digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()
+        return f"{self.name}@{self.version}#{digest[:10]}"
+
+    def decide(self, observations: Mapping[str, JunctionObservation]) -> Decisions:
+        return {jid: self.choose(obs) for jid, obs in observations.items()}
+
+    def choose(self, obs: JunctionObservation) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Controller]] = {}
+
+
+def register(cls: type[Controller]) -> type[Controller]:
+    """Class decorator: make a controller available under its `name`."""
+    if not cls.name:
+        raise ValueError("a registered controller needs a name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def controller_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_controller(name: str, **config: float) -> Controller:
+    """The registered controller `name`, configured; ValueError names the known ones."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown controller {name!r}; known: {', '.join(controller_names())}"
+        ) from None
+    return cls(**config)
+
+
+def _current(obs: JunctionObservation) -> int:
+    return obs.phase if obs.phase is not None else (obs.target or 0)
+
+
+@register
+class FixedTime(Controller):
+    """The network's own fixed-time program (live: cycles the green phases by their durations)."""
+
+    name = "fixed"
+    native_program = "static"
+    defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 1.0}
+
+    def choose(self, obs: JunctionObservation) -> int:
+        current = _current(obs)
+        if obs.phase is not None and obs.phase_elapsed_s >= obs.phases[current].duration_s:
+            return (current + 1) % len(obs.phases)
+        return current
+
+
+@register
+class Actuated(Controller):
+    """SUMO's own gap-based actuation (live: extend while vehicles arrive, up to max green)."""
+
+    name = "actuated"
+    native_program = "actuated"
+    defaults: ClassVar[dict[str, float]] = {
+        "decision_interval_s": 1.0, "max_green_s": 60.0, "min_green_s": 5.0,
+    }
+
+    def choose(self, obs: JunctionObservation) -> int:
+        current = _current(obs)
+        if obs.phase is None or obs.phase_elapsed_s < self.config["min_green_s"]:
+            return current
+        arriving = sum(obs.lane(lane).moving for lane in obs.phases[current].incoming)
+        if arriving > 0 and obs.phase_elapsed_s < self.config["max_green_s"]:
+            return current
+        return (current + 1) % len(obs.phases)
+
+
+def _argmax(scores: list[float], prefer: int) -> int:
+    best = max(scores)
+    return prefer if scores[prefer] >= best else scores.index(best)
+
+
+@register
+class Greedy(Controller):
+    """RESCO's MAXWAVE: serve the phase with most queued plus approaching vehicles."""
+
+    name = "greedy"
+    defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0}
+
+    def choose(self, obs: JunctionObservation) -> int:
+        scores = [
+            float(sum(obs.lane(lane).vehicles for lane in phase.incoming))
+            for phase in obs.phases
+        ]
+        return _argmax(scores, _current(obs))
+
+
+@register
+class MaxPressure(Controller):
+    """Max-pressure (Varaiya): serve the phase whose movements have the largest
+    upstream-minus-downstream vehicle count."""
+
+    name = "max-pressure"
+    defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0}
+
+    def choose(self, obs: JunctionObservation) -> int:
+        scores = [
+            float(sum(obs.lane(i).vehicles - obs.lane(o).vehicles for i, o in phase.movements))
+            for phase in obs.phases
+        ]
+        return _argmax(scores, _current(obs))
+
+
+ControllerFactory = Callable[..., Controller]
+
+
+def describe(controller: Controller) -> dict[str, Any]:
+    """What the algorithm registry stores about a controller version."""
+    return {
+        "name": controller.name,
+        "version": controller.version,
+        "identity": controller.identity,
+        "config": dict(controller.config),
+        "native_program": controller.native_program,
+    }
+
+
+# The platform's own controller registers like any plug-in; import it last (it imports this module).
+from cityhub.brain import adaptive as _adaptive  # noqa: E402
+
+__all__ = ["Controller", "_adaptive", "controller_names", "create_controller", "register"]

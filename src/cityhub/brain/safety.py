@@ -1,0 +1,120 @@
+"""The signal layer: turns a controller's phase wishes into safe signal states, second by second.
+
+Rules enforced here, whatever a controller asks: a green phase shows at least `min_green_s`;
+every link that loses its green gets `yellow_s` of yellow and then `all_red_s` of red before any
+new green; a phase with waiting vehicles is not kept red much past `max_red_s` (the layer then
+serves it, after the current phase's minimum green and the clearance). Controllers cannot bypass
+it: the twin and the live loop only ever apply the states `SignalHead.tick` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+GREEN = frozenset("Gg")
+
+
+@dataclass(frozen=True)
+class SafetyRules:
+    """Timing limits of the signal layer, in seconds."""
+
+    min_green_s: float = 5.0
+    yellow_s: float = 3.0
+    all_red_s: float = 1.0
+    max_red_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.min_green_s < 1 or self.yellow_s < 1 or self.all_red_s < 0:
+            raise ValueError("min_green_s and yellow_s must be >= 1 s, all_red_s >= 0")
+        if self.max_red_s < self.min_green_s + self.yellow_s + self.all_red_s:
+            raise ValueError("max_red_s must exceed min green plus clearance")
+
+
+class Stage(Enum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    ALL_RED = "all-red"
+
+
+def yellow_state(current: str, target: str) -> str:
+    """Links green now and not green next turn yellow; links green in both stay; others red."""
+    out = []
+    for now, nxt in zip(current, target, strict=True):
+        if now in GREEN:
+            out.append(now if nxt in GREEN else "y")
+        else:
+            out.append("r")
+    return "".join(out)
+
+
+def all_red_state(current: str, target: str) -> str:
+    """Only links green in both phases keep their green; everything else is red."""
+    return "".join(
+        now if now in GREEN and nxt in GREEN else "r"
+        for now, nxt in zip(current, target, strict=True)
+    )
+
+
+class SignalHead:
+    """The safe state machine of one junction's signal; `tick` once per simulated second."""
+
+    def __init__(self, phases: Sequence[str], rules: SafetyRules, now: float = 0.0,
+                 start: int = 0) -> None:
+        if not phases:
+            raise ValueError("a signal needs at least one green phase")
+        if len({len(p) for p in phases}) != 1:
+            raise ValueError("all phase states must have the same length")
+        self.phases = tuple(phases)
+        self.rules = rules
+        self.stage = Stage.GREEN
+        self.phase = start
+        self.target = start
+        self.requested = start
+        self.since = now
+        self.last_green = [now] * len(phases)
+        self.switches = 0
+
+    def request(self, phase: int) -> None:
+        """The controller's wish; out-of-range wishes are ignored (the current phase stays)."""
+        if 0 <= phase < len(self.phases):
+            self.requested = phase
+
+    def green_elapsed(self, now: float) -> float:
+        return now - self.since if self.stage is Stage.GREEN else 0.0
+
+    def _starved(self, now: float, demand: Sequence[bool] | None) -> int | None:
+        if demand is None:
+            return None
+        waiting = [
+            (now - self.last_green[p], p)
+            for p in range(len(self.phases))
+            if p != self.phase and p < len(demand) and demand[p]
+            and now - self.last_green[p] >= self.rules.max_red_s
+            - self.rules.yellow_s - self.rules.all_red_s
+        ]
+        return max(waiting)[1] if waiting else None
+
+    def tick(self, now: float, demand: Sequence[bool] | None = None) -> str:
+        """Advance the machine to `now` and return the signal state to show until the next tick."""
+        rules = self.rules
+        if self.stage is Stage.YELLOW and now - self.since >= rules.yellow_s:
+            self.stage, self.since = Stage.ALL_RED, now
+        if self.stage is Stage.ALL_RED and now - self.since >= rules.all_red_s:
+            self.stage, self.since, self.phase = Stage.GREEN, now, self.target
+            self.switches += 1
+        if self.stage is Stage.GREEN:
+            self.last_green[self.phase] = now
+            if now - self.since >= rules.min_green_s:
+                wanted = self._starved(now, demand)
+                if wanted is None:
+                    wanted = self.requested
+                if wanted != self.phase:
+                    self.stage, self.since, self.target = Stage.YELLOW, now, wanted
+        current, target = self.phases[self.phase], self.phases[self.target]
+        if self.stage is Stage.GREEN:
+            return current
+        if self.stage is Stage.YELLOW:
+            return yellow_state(current, target)
+        return all_red_state(current, target)

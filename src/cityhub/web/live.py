@@ -1,0 +1,120 @@
+"""Live change notices for the operations page: store change listener -> in-process fan-out.
+
+`ChangeFeed` is the tiny interface the SSE endpoint depends on (publish a notice, subscribe a
+bounded asyncio queue); `LocalFeed` is the in-process implementation. A hub process with
+several workers, or a bus-backed deployment, swaps in a feed fed by the Bus port instead.
+
+Notices carry ids, short type names and changed attribute names only, never values: the page
+reads the values through the ordinary NGSI-LD API with the user's own token, so what it shows
+follows the same access rules as every other client.
+
+The store calls `listener` inside its write transaction (possibly in a worker thread), so
+publishing only hands the notice to each subscriber's event loop and never blocks. A notice can
+thus precede the commit, or name a write that is rolled back: harmless, because readers batch
+notices for a moment and then read the entities again (a rolled-back write reads as unchanged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cityhub.ngsild.model import DEFAULT_VOCAB, NGSI_LD
+from cityhub.store.port import Change
+
+QUEUE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class Notice:
+    tenant: str
+    id: str
+    type: str
+    operation: str
+    attrs: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "op": self.operation, "attrs": list(self.attrs)}
+
+
+class Subscription(Protocol):
+    queue: asyncio.Queue[Notice | None]  # None: notices were dropped, the reader should reload
+
+
+class ChangeFeed(Protocol):
+    def publish(self, notice: Notice) -> None: ...
+
+    def subscribe(self) -> Subscription: ...
+
+    def unsubscribe(self, subscription: Subscription) -> None: ...
+
+
+def short(iri: str) -> str:
+    """The core-context short name of an expanded type or attribute IRI."""
+    for prefix in (DEFAULT_VOCAB, NGSI_LD):
+        if iri.startswith(prefix):
+            return iri[len(prefix):]
+    return iri
+
+
+@dataclass(eq=False)
+class _LocalSubscription:
+    queue: asyncio.Queue[Notice | None]
+    loop: asyncio.AbstractEventLoop
+
+
+class LocalFeed:
+    """Fan-out to every subscriber of this process; a slow subscriber gets a reload marker."""
+
+    def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
+        self._subscribers: set[_LocalSubscription] = set()
+        self._lock = threading.Lock()
+        self._queue_size = queue_size
+
+    def subscribe(self) -> _LocalSubscription:
+        sub = _LocalSubscription(asyncio.Queue(self._queue_size), asyncio.get_running_loop())
+        with self._lock:
+            self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(subscription)
+
+    def publish(self, notice: Notice) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for sub in subscribers:
+            try:
+                sub.loop.call_soon_threadsafe(_offer, sub, notice)
+            except RuntimeError:  # its loop is closed: the reader is gone
+                self.unsubscribe(sub)
+
+
+def _offer(sub: _LocalSubscription, notice: Notice) -> None:
+    """Queue the notice; when the reader lags a full queue behind, replace it by a reload."""
+    try:
+        sub.queue.put_nowait(notice)
+    except asyncio.QueueFull:
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)
+
+
+def listener(feed: ChangeFeed) -> Callable[[Any, list[Change]], None]:
+    """A store change listener (called with the connection and the changes) feeding `feed`."""
+
+    def on_changes(_conn: Any, changes: list[Change]) -> None:
+        for change in changes:
+            entity = change.entity or change.previous
+            types = entity["type"] if entity else []
+            feed.publish(Notice(
+                tenant=change.tenant, id=change.entity_id,
+                type=short(types[0]) if types else "",
+                operation=change.operation, attrs=tuple(short(a) for a in change.attrs),
+            ))
+
+    return on_changes

@@ -1,0 +1,102 @@
+"""The signal layer keeps every junction safe whatever a controller asks (property-based)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cityhub.brain.safety import GREEN, SafetyRules, SignalHead, all_red_state, yellow_state
+
+PHASES = ("GGrrGGrr", "rrGGrrGG", "GrrrGrrr", "rGrrrGrr")
+
+
+def _is_green(c: str) -> bool:
+    return c in GREEN
+
+
+def _run(rules: SafetyRules, wishes: list[int], demands: list[list[bool]]) -> list[str]:
+    head = SignalHead(PHASES, rules, now=0.0)
+    states = []
+    for t, (wish, demand) in enumerate(zip(wishes, demands, strict=True)):
+        head.request(wish)
+        states.append(head.tick(float(t), demand))
+    return states
+
+
+rules_strategy = st.builds(
+    SafetyRules,
+    min_green_s=st.integers(1, 12).map(float),
+    yellow_s=st.integers(1, 5).map(float),
+    all_red_s=st.integers(0, 3).map(float),
+    max_red_s=st.integers(40, 120).map(float),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rules=rules_strategy, data=st.data())
+def test_an_adversarial_controller_never_causes_an_unsafe_transition(
+    rules: SafetyRules, data: st.DataObject
+) -> None:
+    # Wishes held for a random number of seconds; out-of-range ones included: a broken
+    # controller must not break the signal either. Demand flags come as a 4-bit mask.
+    plan = data.draw(st.lists(st.tuples(st.integers(-2, 6), st.integers(1, 15),
+                                        st.integers(0, 15)), min_size=5, max_size=40))
+    wishes = [w for w, hold, _ in plan for _ in range(hold)]
+    demands = [[bool(m >> b & 1) for b in range(4)] for _, hold, m in plan for _ in range(hold)]
+    states = _run(rules, wishes, demands)
+    width = len(PHASES[0])
+    for link in range(width):
+        column = [s[link] for s in states]
+        for t in range(1, len(column)):
+            # A green never turns red directly: yellow comes first, for yellow_s seconds.
+            assert not (_is_green(column[t - 1]) and column[t] == "r"), (link, t)
+            if column[t] == "y" and column[t - 1] != "y":
+                run = 0
+                while t + run < len(column) and column[t + run] == "y":
+                    run += 1
+                if t + run < len(column):
+                    assert run == rules.yellow_s, (link, t, run)
+                    # After yellow: all_red_s of red before this link or a conflicting one greens.
+                    red_run = 0
+                    while t + run + red_run < len(column) and column[t + run + red_run] == "r":
+                        red_run += 1
+                    if t + run + red_run < len(column):
+                        assert red_run >= rules.all_red_s
+    # Every full green phase lasts at least min_green_s.
+    runs: list[tuple[str, int]] = []
+    for state in states:
+        if runs and runs[-1][0] == state:
+            runs[-1] = (state, runs[-1][1] + 1)
+        else:
+            runs.append((state, 1))
+    for state, length in runs[1:-1]:
+        if state in PHASES:
+            assert length >= rules.min_green_s, (state, length)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rules=rules_strategy, wish=st.integers(0, 3), steps=st.integers(200, 500))
+def test_a_phase_with_waiting_vehicles_is_served_within_max_red(
+    rules: SafetyRules, wish: int, steps: int
+) -> None:
+    # A controller that only ever wants one phase: the others still get served.
+    states = _run(rules, [wish] * steps, [[True] * 4] * steps)
+    bound = rules.max_red_s + 3 * (rules.min_green_s + rules.yellow_s + rules.all_red_s)
+    for phase in PHASES:
+        shown = [t for t, s in enumerate(states) if s == phase]
+        assert shown, phase
+        gaps = [b - a for a, b in zip([0, *shown], [*shown, steps - 1], strict=True)]
+        assert max(gaps) <= bound
+
+
+def test_transition_states_keep_common_greens_and_clear_the_rest() -> None:
+    assert yellow_state("GGrr", "GrGG") == "Gyrr"
+    assert all_red_state("GGrr", "GrGG") == "Grrr"
+
+
+def test_rules_refuse_unsafe_timing() -> None:
+    with pytest.raises(ValueError, match="min_green_s"):
+        SafetyRules(yellow_s=0)
+    with pytest.raises(ValueError, match="max_red_s"):
+        SafetyRules(max_red_s=5)

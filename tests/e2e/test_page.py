@@ -1,0 +1,97 @@
+"""The operations page in Chromium against a running `cityhub demo` (tests/e2e/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import httpx
+import pytest
+
+from cityhub.web.testing import RunningHub
+from tests.e2e.conftest import README_SHOT, shoot
+
+pytestmark = pytest.mark.slow
+
+ROAD_COLOURS = {(0x2E, 0xCC, 0x71), (0xA3, 0xD6, 0x5C), (0xF1, 0xC4, 0x0F), (0xE6, 0x7E, 0x22),
+                (0xE7, 0x4C, 0x3C)}
+
+COLOURED_PIXELS = """() => {
+  const c = document.getElementById('map');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const seen = {};
+  for (let i = 0; i < d.length; i += 4) {
+    const k = d[i] + ',' + d[i+1] + ',' + d[i+2]; seen[k] = (seen[k] || 0) + 1;
+  }
+  return seen;
+}"""
+
+
+def test_map_draws_the_road_network_coloured_by_congestion(page: Any) -> None:
+    assert page.eval_on_selector("#map", "c => Number(c.dataset.roads)") == 24
+    counts = page.evaluate(COLOURED_PIXELS)
+    road_pixels = sum(n for key, n in counts.items()
+                      if tuple(int(v) for v in key.split(",")) in ROAD_COLOURS)
+    assert road_pixels > 2000  # 24 roads, 4 px wide, each over 100 px long
+    layers = page.evaluate("""() => Object.fromEntries(Object.entries(window.cityhub.layers)
+        .map(([k, v]) => [k, v.size]))""")
+    assert (layers["signals"], layers["sensors"], layers["alerts"]) == (16, 300, 2)
+    path = shoot(page, "overview")
+    if os.environ.get("CITYHUB_UPDATE_SCREENSHOT") == "1":  # the README's picture
+        page.wait_for_function("window.cityhub.history.length >= 40", timeout=120_000)
+        path = shoot(page, "overview")
+        README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, README_SHOT)
+
+
+def test_charts_have_data(page: Any) -> None:
+    sizes = page.evaluate("""() => ['chart-congestion', 'chart-air', 'chart-energy'].map(id =>
+        echarts.getInstanceByDom(document.getElementById(id)).getOption().series[0].data.length)""")
+    assert sizes[0] >= 1  # the congestion history
+    assert sizes[1:] == [6, 8]  # six air stations, eight meters
+    assert page.text_content("#kpi-sensors").endswith("/300")
+    assert page.locator("#scorecard tr").count() == 5  # heading and four indicators
+
+
+def test_a_change_in_the_hub_reaches_the_page(page: Any, demo_hub: RunningHub) -> None:
+    alert = "urn:ngsi-ld:Alert:demo:e2e-live"
+    body = {"id": alert, "type": "Alert", "severity": {"type": "Property", "value": "critical"},
+            "status": {"type": "Property", "value": "open"},
+            "description": {"type": "Property", "value": "e2e live alert"},
+            "location": {"type": "GeoProperty",
+                         "value": {"type": "Point", "coordinates": [121.4737, 31.2304]}}}
+    api = demo_hub.url + "/ngsi-ld/v1/entities"
+    assert httpx.post(api, json=body).status_code == 201
+    page.wait_for_function(f"window.cityhub.layers.alerts.has('{alert}')", timeout=5000)
+    assert "e2e live alert" in page.text_content("#alerts")
+    assert httpx.delete(f"{api}/{alert}").status_code == 204
+    page.wait_for_function(f"!window.cityhub.layers.alerts.has('{alert}')", timeout=5000)
+    shoot(page, "live-update")
+
+
+def test_language_switch_is_applied_and_remembered(page: Any) -> None:
+    assert page.text_content("#tabs button[data-view=overview]") == "Overview"
+    page.click("#lang")
+    assert page.text_content("#tabs button[data-view=overview]") == "总览"
+    assert page.text_content("[data-i18n='map.title']") == "片区地图"
+    shoot(page, "chinese")
+    page.reload()
+    page.wait_for_function("window.cityhub && window.cityhub.ready", timeout=20_000)
+    assert page.text_content("#tabs button[data-view=traffic]") == "交通"
+    page.click("#lang")
+    assert page.text_content("#tabs button[data-view=traffic]") == "Traffic"
+
+
+@pytest.mark.parametrize(("view", "visible", "hidden"), [
+    ("traffic", "#junctions", "#chart-air"),
+    ("environment", "#chart-air", "#map"),
+    ("scorecard", "#scorecard", "#map"),
+    ("audit", "#audit", "#map"),
+    ("overview", "#map", "#junctions"),
+])
+def test_main_views_open(page: Any, view: str, visible: str, hidden: str) -> None:
+    page.click(f"#tabs button[data-view={view}]")
+    assert page.is_visible(visible)
+    assert not page.is_visible(hidden)
+    shoot(page, f"view-{view}")
