@@ -85,7 +85,8 @@ def test_several_workers_share_one_store(tmp_path: Path) -> None:
                                stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/ngsi-ld/v1/entities"
-        wait_for_health(f"http://127.0.0.1:{port}", process)
+        # Each worker imports the whole hub: on a busy 2-core machine that took 30 s.
+        wait_for_health(f"http://127.0.0.1:{port}", process, seconds=120)
         # New connections spread over both processes; every write must be seen by every read.
         for n in range(40):
             with httpx.Client() as fresh:

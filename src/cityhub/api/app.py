@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
+        app.state.inline_reads = store.db.dialect == "sqlite"  # see deps.point_read
         ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
@@ -81,18 +82,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth == "enabled":
         app.add_middleware(auth.AuthMiddleware, hub=app)
 
-    ngsi = APIRouter(prefix=NGSI_LD_PREFIX)
+    # /health first: FastAPI tries routes in order, and probes should not pay for the others.
+    @app.get("/health", tags=["operations"], summary="Ready when the hub has opened its store")
+    async def health() -> Response:
+        app.state.store.tenant_exists("")
+        return json_response({"status": "ok", "version": __version__})
+
+    # Each router straight under the app (not nested in one /ngsi-ld/v1 router): every level
+    # of included router is walked on each request. Entities first: they are the hot paths.
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
-        ngsi.include_router(module.router)
-    app.include_router(ngsi)
+        app.include_router(module.router, prefix=NGSI_LD_PREFIX)
     for module in (audit, privacy, quality, auth_routes, catalogue, sharing, devices, ingest,
                    deadletters):
         app.include_router(module.router)
     ops.install(app)
-
-    @app.get("/health", tags=["operations"], summary="Ready when the store answers")
-    def health() -> Response:
-        app.state.store.tenant_exists("")
-        return json_response({"status": "ok", "version": __version__})
 
     return app

@@ -16,6 +16,7 @@ from cityhub.cli.common import app, configure_logging, console, fail, free_port,
 from cityhub.config import Settings
 
 GRACE_S = 3  # on Ctrl-C, open pages' event streams are cut after this many seconds
+WORKER_HEALTHCHECK_S = 60
 
 
 def _check_store(settings: Settings) -> None:
@@ -58,8 +59,12 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         # Worker processes build their own app from the environment; hub processes share
         # nothing but the store, so they can serve side by side.
         os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
+        # A worker answers the supervisor's health pings only once it has imported the app;
+        # on a busy machine that takes longer than uvicorn's 5 s, and it would be killed and
+        # restarted for ever.
         uvicorn.run("cityhub.api.app:create_app", factory=True, workers=workers, host=host,
                     port=port, log_level=log_level.lower(), access_log=False,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
                     timeout_graceful_shutdown=GRACE_S)
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),

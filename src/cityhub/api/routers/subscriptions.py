@@ -42,7 +42,7 @@ _MANY = api.json_content({"type": "array", "items": SUBSCRIPTION}, "A page of su
                          api.JSON, api.LD_JSON)
 
 
-def get_subscriptions(request: Request) -> SubscriptionStore:
+async def get_subscriptions(request: Request) -> SubscriptionStore:
     subscriptions: SubscriptionStore = request.app.state.subscriptions
     owned: SubscriptionStore = owned_subscriptions(request, subscriptions)  # the principal's
     return owned

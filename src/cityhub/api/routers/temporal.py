@@ -24,6 +24,7 @@ from cityhub.api.ldio import (
     strip_context,
 )
 from cityhub.api.query_params import (
+    FILTER_PARAMS,
     MAX_OFFSET,
     FilterDep,
     build_query,
@@ -81,7 +82,7 @@ _MANY = api.entity_content({"type": "array", "items": api.ENTITY_OUT}, None,
                            "The entities' temporal evolution" + _ANSWER)
 
 
-def get_temporal(request: Request) -> TemporalStore:
+async def get_temporal(request: Request) -> TemporalStore:
     """The app's history reader, made on first use around the app's store."""
     state = request.app.state
     with _LOCK:
@@ -92,7 +93,7 @@ def get_temporal(request: Request) -> TemporalStore:
     return guarded
 
 
-def temporal_query(
+async def temporal_query(
     timerel: Annotated[str | None, Query(description="before, after or between")] = None,
     time_at: Annotated[str | None, Query(alias="timeAt", description="ISO 8601 instant")] = None,
     end_time_at: Annotated[str | None, Query(alias="endTimeAt",
@@ -147,7 +148,8 @@ def _query_entities(
 
 
 @router.get("/entities", summary="Query the temporal evolution of entities",
-            responses=api.responses(400, 404, 406, status_200=_MANY, status_206=_MANY))
+            responses=api.responses(400, 404, 406, status_200=_MANY, status_206=_MANY),
+            openapi_extra={"parameters": list(FILTER_PARAMS)})
 def query_temporal(
     tenant: ReadTenant, store: StoreDep, temporal: TemporalDep, filt: FilterDep,
     query: TemporalQueryDep, accept: AcceptHeader,
