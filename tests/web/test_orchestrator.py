@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from cityhub.web.orchestrator import Component, Orchestrator, StartError, Ticker
+from cityhub.web.orchestrator import Component, Orchestrator, StartError
 
 
 def quiet() -> Console:
@@ -63,19 +63,3 @@ def test_names_are_unique() -> None:
     orchestrator.add(Component("hub", lambda: "x"))
     with pytest.raises(ValueError, match="twice"):
         orchestrator.add(Component("hub", lambda: "y"))
-
-
-def test_a_ticker_survives_a_failing_step_and_stops() -> None:
-    calls: list[int] = []
-
-    def step() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("hub not reachable")
-
-    ticker = Ticker("t", 0.01, step)
-    ticker.start()
-    while len(calls) < 3:
-        pass
-    ticker.stop()
-    assert ticker.failures == 1

@@ -1,18 +1,24 @@
 """`cityhub demo`: the whole platform on embedded defaults, with the operations page.
 
-The command composes components (cityhub.web.orchestrator) and starts them in order: the hub
-(SQLite under the data dir, in this process), the district, its live pulse and the page.
-A second run finds the district in the store and resumes from its stored values.
+Started in order (cityhub.web.orchestrator), stopped in reverse on Ctrl-C:
 
-Not on this build yet (the lead wires them here once merged): the embedded MQTT broker, the edge
-agent and the device simulator (bus/, edge/, devices/), and the SUMO twin driven by cityhub's
-signal controller (sandbox/). Until then the generated sample district (web/sample_district.py)
-and its pulse stand in for the twin and the simulator.
+    hub              uvicorn in this process, SQLite under the data dir, auth off on loopback
+    MQTT broker      amqtt in a thread of this process, 1883 or a free port
+    district         the generated grid (or a RESCO scenario), generated once into the data dir
+    edge agent       `cityhub edge --config DATA/demo/edge.toml`, its own process
+    device simulator python -m cityhub.web.devices_worker, its own process
+    SUMO twin        python -m cityhub.web.twin_worker, its own process (libsumo: one simulation
+                     per process), paced to real time x --speed, restarted when the run ends
+    operations page  served by the hub at /
+
+A second run resumes: the hub's store, the generated network and the devices' tokens are in the
+data dir (./.cityhub, or CITYHUB_DATA_DIR).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from typing import Annotated
@@ -21,14 +27,23 @@ import typer
 
 from cityhub.cli.common import configure_logging, console, fail, free_port, load_settings
 from cityhub.config import Settings
-from cityhub.web import sample_district as sd
-from cityhub.web.hub_client import HubClient, restore, seed
-from cityhub.web.orchestrator import Component, Orchestrator, StartError, Ticker
+from cityhub.sandbox.scenarios import Scenario
+from cityhub.web.children import ChildProcess, cityhub_command, module_command, wait_for
+from cityhub.web.district import (
+    GENERATED,
+    DemoPaths,
+    footprint,
+    prepare_scenario,
+    write_edge_config,
+)
+from cityhub.web.hub_client import HubClient
+from cityhub.web.orchestrator import Component, Orchestrator, StartError
 
 HOST = "127.0.0.1"
-SCENARIOS = {"sample": "generated grid district (stand-in until the SUMO twin lands)"}
-PULSE_PERIOD_S = 2.0  # seconds between two district updates at --speed 1
-NOT_YET = ("embedded MQTT broker", "edge agent", "device simulator", "SUMO twin")
+DEFAULT_SCENARIO = "grid"
+MQTT_PORT = 1883
+MESSAGES_PER_DEVICE_MINUTE = 1.0  # each simulated device reports about once a minute at 1x
+MAX_RATE = 500.0
 
 
 class HubThread:
@@ -59,25 +74,80 @@ class HubThread:
         self.thread.join(timeout=10)
 
 
+class BrokerPart:
+    """The embedded MQTT broker (edge.broker) in a thread of this process."""
+
+    def __init__(self) -> None:
+        self.broker: object | None = None
+        self.port = 0
+
+    def start(self) -> str:
+        from cityhub.edge.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker.in_thread(HOST, MQTT_PORT)
+        self.broker, self.port = broker, broker.port
+        busy = "" if broker.port == MQTT_PORT else f" ({MQTT_PORT} is busy)"
+        return f"{broker.url}{busy}"
+
+    def stop(self) -> None:
+        from cityhub.edge.broker import EmbeddedBroker
+
+        if isinstance(self.broker, EmbeddedBroker):
+            self.broker.stop_thread()
+
+
+def _exited(name: str, code: int) -> None:
+    if name == "SUMO twin" and code == 0:
+        console.print("[dim]SUMO twin: the scenario ended, starting the next run[/]")
+    else:
+        console.print(f"[yellow]{name} exited with {code}[/] (see its log in the data dir)")
+
+
 def components(settings: Settings, port: int, scenario: str, speed: float,
                devices: int) -> list[Component]:
     """The demo's parts, in start order."""
+    paths = DemoPaths(settings.data_dir / "demo")
     hub = HubThread(settings, port)
     client = HubClient(hub.url)
-    state = sd.build(size=4, sensors=devices)
-    pulse = sd.Pulse(state, sensors_per_tick=max(1, min(50, devices // 5)))
-    ticker = Ticker("district-pulse", PULSE_PERIOD_S / speed,
-                    lambda: client.upsert(pulse.tick(), update=True))
+    broker = BrokerPart()
+    prepared: list[Scenario] = []  # the district, once prepared
+    rate = min(MAX_RATE, max(1.0, devices * MESSAGES_PER_DEVICE_MINUTE / 60.0 * speed))
+    edge = ChildProcess("edge agent", cityhub_command(
+        "edge", "--config", str(paths.edge_config), "--log-level", "warning"),
+        paths.log("edge"), on_exit=_exited)
+    twin = ChildProcess("SUMO twin", [], paths.log("twin"), restart=True, on_exit=_exited)
+    simulator = ChildProcess("device simulator", [], paths.log("devices"), on_exit=_exited)
 
     def start_district() -> str:
-        if client.exists(sd.CITY_INDEX_ID):
-            restore(client, state)
-            return f"resumed from {settings.resolved_store_url().split('@')[-1]}"
-        return f"seeded {seed(client, state)} entities"
+        try:
+            found, generated = prepare_scenario(scenario, paths, settings.scenario_dir)
+        except Exception as error:  # a SUMO tool or a missing RESCO folder: one line
+            raise RuntimeError(str(error)) from None
+        prepared.append(found)
+        how = "generated now" if generated else "reused" if scenario in GENERATED else \
+            "read in place"
+        return f"{found.config} ({how})"
 
-    def start_pulse() -> str:
-        ticker.start()
-        return f"every {ticker.period_s:.1f} s ({len(state.roads)} roads, {devices} sensors)"
+    def start_edge() -> str:
+        write_edge_config(paths, HOST, broker.port, hub.url)
+        return edge.start()
+
+    def start_simulator() -> str:
+        lon, lat, half_lon, half_lat = footprint(prepared[0].net)  # devices stand in it
+        simulator.command = module_command(
+            "cityhub.web.devices_worker", "--count", str(devices), "--rate", f"{rate:.3g}",
+            "--broker", f"{HOST}:{broker.port}", "--hub", hub.url, "--store",
+            str(paths.devices), "--centre", f"{lon},{lat}", "--spread", f"{half_lon},{half_lat}")
+        where = simulator.start()
+        wait_for(lambda: "devices:" in simulator.output(), 120,
+                 "the devices were not registered", simulator)
+        return f"{devices} devices at {rate:.3g} msg/s; {where}"
+
+    def start_twin() -> str:
+        twin.command = module_command(
+            "cityhub.web.twin_worker", "--scenario", str(prepared[0].config),
+            "--hub", hub.url, "--speed", f"{speed:g}", "--out", str(paths.twin))
+        return f"{speed:g}x real time, controller cityhub; {twin.start()}"
 
     def check_page() -> str:
         status = client.page_status("/")
@@ -85,35 +155,47 @@ def components(settings: Settings, port: int, scenario: str, speed: float,
             raise RuntimeError(f"the page answered HTTP {status}")
         return hub.url + "/"
 
+    store = settings.resolved_store_url().split("@")[-1]
     return [
-        Component("hub", hub.start, hub.stop, "NGSI-LD API at /ngsi-ld/v1, OpenAPI at /docs"),
-        Component("district", start_district, what=f"{scenario}: {SCENARIOS[scenario]}"),
-        Component("district pulse", start_pulse, ticker.stop,
-                  "stand-in for the SUMO twin and device simulator"),
+        Component("hub", hub.start, hub.stop, f"NGSI-LD API at /ngsi-ld/v1, store {store}"),
+        Component("MQTT broker", broker.start, broker.stop, "embedded amqtt"),
+        Component("district", start_district, what=f"SUMO scenario {scenario!r}"),
+        Component("edge agent", start_edge, edge.stop, f"MQTT -> hub, {paths.edge_config}"),
+        Component("device simulator", start_simulator, simulator.stop,
+                  f"tokens kept in {paths.devices}"),
+        Component("SUMO twin", start_twin, twin.stop,
+                  "publishes roads, flows, signals, congestion each simulated minute"),
         Component("operations page", check_page, client.close, "live district page"),
     ]
 
 
+def interruptible() -> None:
+    """Ctrl-C, `kill -INT` and `kill -TERM` all stop the demo cleanly, even when it was started
+    in the background by a shell that ignores SIGINT for background jobs (children would
+    inherit that, so it is undone before any of them starts)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def demo(
     scenario: Annotated[str, typer.Option(
-        help="District to run: 'sample' (a generated grid). RESCO scenarios come with the "
-        "SUMO twin.")] = "sample",
+        help="District to run: 'grid' (generated 4x4 signalised grid, the default), a RESCO "
+        "name (cologne1, grid4x4, ...) or a scenario folder.")] = DEFAULT_SCENARIO,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0,
                                          help="Simulation speed factor (1 = real time).")] = 1.0,
     devices: Annotated[int, typer.Option(min=1, max=100_000,
-                                         help="Number of simulated sensors.")] = 40,
+                                         help="Number of simulated devices.")] = 40,
     port: Annotated[int, typer.Option(help="Port of the hub and page; a free one is taken if "
                                       "busy.")] = 8000,
 ) -> None:
-    """Run the demo: the hub, a living district and the operations page on embedded defaults.
+    """Run the demo: hub, MQTT broker, edge agent, device simulator, SUMO twin and the page.
 
     Data stays in the data dir (./.cityhub, or CITYHUB_DATA_DIR): a second run resumes from it.
     Stop with Ctrl-C.
     """
-    if scenario not in SCENARIOS:
-        raise fail(f"unknown scenario {scenario!r}: this build has {', '.join(SCENARIOS)}")
     settings = load_settings()
     configure_logging("warning")
+    interruptible()
     if "CITYHUB_AUTH" not in os.environ:  # its publishers and page send no tokens yet
         settings.auth = "disabled"  # HOST is loopback
         console.print("[yellow]demo: authentication is off on this loopback demo "
@@ -132,7 +214,6 @@ def demo(
         except StartError as error:
             raise fail(str(error)) from None
         console.print(orchestrator.table())
-        console.print(f"not on this build yet: {', '.join(NOT_YET)}")
         console.print(f"open [bold]http://{HOST}:{chosen}/[/] - Ctrl-C stops everything")
         while True:
             time.sleep(0.5)

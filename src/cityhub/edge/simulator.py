@@ -149,9 +149,10 @@ class Simulator:
 
 def provision(hub_url: str, tenant: str, count: int, owner: str = "sim",
               types: tuple[str, ...] = SIMULATED_TYPES, centre: tuple[float, float] = (
-                  116.397, 39.909), http: Any = None) -> list[SimulatedDevice]:
+                  116.397, 39.909), http: Any = None,
+              spread: tuple[float, float] = (0.05, 0.04)) -> list[SimulatedDevice]:
     """Register `count` devices (sim-<type>-<n>) on the hub, or rotate the token of those that
-    exist; devices spread around `centre` (longitude, latitude)."""
+    exist; devices spread up to `spread` degrees (longitude, latitude) around `centre`."""
     import httpx
 
     client = http or httpx.Client(base_url=hub_url, timeout=10.0)
@@ -161,8 +162,8 @@ def provision(hub_url: str, tenant: str, count: int, owner: str = "sim",
     for n in range(count):
         kind = types[n % len(types)]
         device_id = f"sim-{kind[:-8] if kind.endswith('Observed') else kind}-{n}".lower()
-        location = [round(centre[0] + rng.uniform(-0.05, 0.05), 6),
-                    round(centre[1] + rng.uniform(-0.04, 0.04), 6)]
+        location = [round(centre[0] + rng.uniform(-spread[0], spread[0]), 6),
+                    round(centre[1] + rng.uniform(-spread[1], spread[1]), 6)]
         response = client.post("/devices/v1/devices", headers=headers, json={
             "id": device_id, "type": kind, "owner": owner, "location": location})
         if response.status_code == 409:

@@ -1,7 +1,8 @@
-"""Writing the sample district into a running hub over its NGSI-LD API (httpx, sync).
+"""A small sync client of a running hub's NGSI-LD API (httpx): batch upserts, reads, status.
 
-The demo's seed step and pulse, the browser tests and bench/page.py use it, so the district
-reaches the hub the way the twin and the devices will: batch upserts over HTTP.
+`cityhub demo` checks the page with it; bench/page.py writes the fixture district
+(web/sample_district.py) through it, the way the twin and the edge write theirs: batch
+upserts over HTTP.
 """
 
 from __future__ import annotations
@@ -74,27 +75,3 @@ def seed(client: HubClient, state: sd.DistrictState) -> int:
     client.upsert(everything)
     log.info("event=district_seeded entities=%d", len(everything))
     return len(everything)
-
-
-def restore(client: HubClient, state: sd.DistrictState) -> None:
-    """Take the current values stored in the hub (a second demo run resumes from them)."""
-    roads = {r.id: r for r in state.roads}
-    for item in client.key_values("RoadSegment", "id,congestionIndex"):
-        if item["id"] in roads and isinstance(item.get("congestionIndex"), int | float):
-            roads[item["id"]].index = float(item["congestionIndex"])
-    for item in client.key_values("TrafficSignal", "id,currentPhase"):
-        if item["id"] in state.phases and isinstance(item.get("currentPhase"), int):
-            state.phases[item["id"]] = item["currentPhase"] % len(sd.PHASE_STATES)
-    for item in client.key_values("AirQualityObserved", "id,airQualityIndex"):
-        if item["id"] in state.stations and isinstance(item.get("airQualityIndex"), int | float):
-            state.stations[item["id"]] = (state.stations[item["id"]][0],
-                                          float(item["airQualityIndex"]))
-    for item in client.key_values("EnergyMeter", "id,activePower,totalActiveEnergyImport"):
-        if item["id"] in state.meters:
-            spot, power, total = state.meters[item["id"]]
-            state.meters[item["id"]] = (spot, float(item.get("activePower", power)),
-                                        float(item.get("totalActiveEnergyImport", total)))
-    for item in client.key_values("Device", "id,deviceState"):
-        if item["id"] in state.sensors and isinstance(item.get("deviceState"), str):
-            spot, _, road = state.sensors[item["id"]]
-            state.sensors[item["id"]] = (spot, item["deviceState"], road)

@@ -10,7 +10,6 @@ started is stopped again and the error is raised as `StartError` naming the comp
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,28 +95,3 @@ class Orchestrator:
             except Exception as error:  # keep stopping the others; say what failed
                 self.console.print(f"[yellow]stopping {component.name} failed:[/] {error}")
                 log.warning("event=component_stop_failed name=%s error=%s", component.name, error)
-
-
-class Ticker:
-    """Calls `step` every `period_s` seconds in a daemon thread until stopped."""
-
-    def __init__(self, name: str, period_s: float, step: Callable[[], None]) -> None:
-        self.name, self.period_s, self.step = name, period_s, step
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.failures = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            try:
-                self.step()
-            except Exception as error:  # a failed step is logged and retried next period
-                self.failures += 1
-                log.warning("event=tick_failed ticker=%s error=%s", self.name, error)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.period_s + 5)

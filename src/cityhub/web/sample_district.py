@@ -1,11 +1,11 @@
-"""A generated demo district in the shared data model (docs/data-model.md), and its pulse.
+"""A generated fixture district in the shared data model (docs/data-model.md).
 
-Stand-in for the SUMO twin and the device simulator until they land: `district(...)` builds a
-grid of junctions (TrafficSignal), the roads between them (RoadSegment LineStrings), traffic
-sensors (Device), air-quality stations, energy meters, a few alerts and the city-wide
-CongestionIndex, all as normalized NGSI-LD entities; `Pulse` moves their values a little on
-every tick (congestion random walk, signal phases, air quality, power) the way the live
-components will. The demo, the page's tests and bench/page.py share it.
+`build(...)` lays out a grid of junctions (TrafficSignal), the roads between them (RoadSegment
+LineStrings), traffic sensors (Device), air-quality stations, energy meters, a few alerts and
+the city-wide CongestionIndex; `entities(...)` gives them as normalized NGSI-LD entities.
+`cityhub demo` runs the real SUMO twin and device simulator; this fixture is what the page's
+API tests (tests/web) and bench/page.py write into a hub when they need a district of a known
+size without SUMO.
 
 Everything here is plain data; writing it into a hub is `HubWriter`'s job (web/hub_client.py).
 """
@@ -171,22 +171,15 @@ def road_entity(road: Road, now: str) -> Entity:
     }
 
 
-def road_update(road: Road, now: str) -> Entity:
-    full = road_entity(road, now)
-    keep = ("id", "type", "averageSpeed", "congestionIndex", "congestionLevel", "vehicleCount")
-    return {k: full[k] for k in keep}
-
-
-def signal_entity(sid: str, state: DistrictState, now: str, full: bool = True) -> Entity:
+def signal_entity(sid: str, state: DistrictState, now: str) -> Entity:
     phase = state.phases[sid]
     out: Entity = {"id": sid, "type": "TrafficSignal",
                    "currentPhase": prop(phase, None, now),
                    "phaseState": prop(PHASE_STATES[phase], None, now)}
-    if full:
-        out["location"] = geo("Point", list(state.signals[sid]))
-        out["name"] = prop("Junction " + sid.rsplit(":", 1)[-1])
-        out["controller"] = prop("cityhub-demo-fixed-time 1")
-        out["refRoadSegment"] = rel([r.id for r in state.roads if sid in r.ends])
+    out["location"] = geo("Point", list(state.signals[sid]))
+    out["name"] = prop("Junction " + sid.rsplit(":", 1)[-1])
+    out["controller"] = prop("cityhub-demo-fixed-time 1")
+    out["refRoadSegment"] = rel([r.id for r in state.roads if sid in r.ends])
     return out
 
 
@@ -194,21 +187,20 @@ def city_index(state: DistrictState) -> float:
     return round(sum(r.index for r in state.roads) / max(len(state.roads), 1), 2)
 
 
-def city_index_entity(state: DistrictState, now: str, full: bool = True) -> Entity:
+def city_index_entity(state: DistrictState, now: str) -> Entity:
     value = city_index(state)
     out: Entity = {"id": CITY_INDEX_ID, "type": "CongestionIndex",
                    "congestionIndex": prop(value, None, now),
                    "congestionLevel": prop(congestion_level(value), None, now)}
-    if full:
-        west, south = _junction_point(0, 0, state.size)
-        east, north = _junction_point(state.size - 1, state.size - 1, state.size)
-        out["areaName"] = prop("Demo district")
-        out["location"] = geo("Polygon", [[[west, south], [east, south], [east, north],
-                                           [west, north], [west, south]]])
+    west, south = _junction_point(0, 0, state.size)
+    east, north = _junction_point(state.size - 1, state.size - 1, state.size)
+    out["areaName"] = prop("Demo district")
+    out["location"] = geo("Polygon", [[[west, south], [east, south], [east, north],
+                                       [west, north], [west, south]]])
     return out
 
 
-def station_entity(sid: str, state: DistrictState, now: str, full: bool = True) -> Entity:
+def station_entity(sid: str, state: DistrictState, now: str) -> Entity:
     spot, aqi = state.stations[sid]
     out: Entity = {"id": sid, "type": "AirQualityObserved",
                    "pm25": prop(round(aqi * 0.55, 1), "GQ", now),
@@ -216,32 +208,29 @@ def station_entity(sid: str, state: DistrictState, now: str, full: bool = True) 
                    "no2": prop(round(aqi * 0.35, 1), "GQ", now),
                    "airQualityIndex": prop(aqi, None, now),
                    "airQualityLevel": prop(aqi_level(aqi), None, now)}
-    if full:
-        out["location"] = geo("Point", list(spot))
+    out["location"] = geo("Point", list(spot))
     return out
 
 
-def meter_entity(mid: str, state: DistrictState, now: str, full: bool = True) -> Entity:
+def meter_entity(mid: str, state: DistrictState, now: str) -> Entity:
     spot, power, total = state.meters[mid]
     out: Entity = {"id": mid, "type": "EnergyMeter",
                    "activePower": prop(power, "KWT", now),
                    "totalActiveEnergyImport": prop(total, "KWH", now)}
-    if full:
-        out["location"] = geo("Point", list(spot))
-        out["name"] = prop("Building " + mid.rsplit("-", 1)[-1])
+    out["location"] = geo("Point", list(spot))
+    out["name"] = prop("Building " + mid.rsplit("-", 1)[-1])
     return out
 
 
-def sensor_entity(did: str, state: DistrictState, now: str, full: bool = True) -> Entity:
+def sensor_entity(did: str, state: DistrictState, now: str) -> Entity:
     spot, status, road = state.sensors[did]
     out: Entity = {"id": did, "type": "Device",
                    "deviceState": prop(status, None, now),
                    "dateLastValueReported": prop(now)}
-    if full:
-        out["location"] = geo("Point", list(spot))
-        out["controlledProperty"] = prop(["trafficFlow", "occupancy"])
-        out["owner"] = prop("transport")
-        out["refRoadSegment"] = rel(road)
+    out["location"] = geo("Point", list(spot))
+    out["controlledProperty"] = prop(["trafficFlow", "occupancy"])
+    out["owner"] = prop("transport")
+    out["refRoadSegment"] = rel(road)
     return out
 
 
@@ -277,42 +266,3 @@ def entities(state: DistrictState, now: str | None = None) -> list[Entity]:
     out += alerts(state, now)
     out.append(city_index_entity(state, now))
     return out
-
-
-@dataclass
-class Pulse:
-    """Moves the district a little per tick and returns the partial entities that changed."""
-
-    state: DistrictState
-    rng: random.Random = field(default_factory=lambda: random.Random(11))  # noqa: S311
-    sensors_per_tick: int = 20
-    ticks: int = 0
-
-    def tick(self, now: str | None = None) -> list[Entity]:
-        now = now or utc_stamp()
-        self.ticks += 1
-        state, rng = self.state, self.rng
-        changed: list[Entity] = []
-        for road in state.roads:
-            road.index = round(min(10.0, max(0.2, road.index + rng.gauss(0, 0.45))), 2)
-            changed.append(road_update(road, now))
-        for sid in state.signals:
-            if rng.random() < 0.5:
-                state.phases[sid] = (state.phases[sid] + 1) % len(PHASE_STATES)
-                changed.append(signal_entity(sid, state, now, full=False))
-        for sid, (spot, aqi) in state.stations.items():
-            state.stations[sid] = (spot, round(min(320.0, max(8.0, aqi + rng.gauss(0, 4))), 1))
-            changed.append(station_entity(sid, state, now, full=False))
-        for mid, (spot, power, total) in state.meters.items():
-            power = round(max(10.0, power + rng.gauss(0, 15)), 1)
-            state.meters[mid] = (spot, power, round(total + power / 3600, 1))
-            changed.append(meter_entity(mid, state, now, full=False))
-        ids = list(state.sensors)
-        for did in rng.sample(ids, min(self.sensors_per_tick, len(ids))):
-            spot, status, road_id = state.sensors[did]
-            if rng.random() < 0.1:
-                status = rng.choice(("ok", "ok", "ok", "silent", "faulty"))
-            state.sensors[did] = (spot, status, road_id)
-            changed.append(sensor_entity(did, state, now, full=False))
-        changed.append(city_index_entity(state, now, full=False))
-        return changed
