@@ -18,6 +18,9 @@ from cityhub.web.testing import CHROMIUM, RunningHub, launch_chromium, running_c
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "test-artifacts" / "e2e"
 README_SHOT = ROOT / "docs" / "img" / "ops-centre.png"
+SPEED = 30
+DEVICES = 40
+START_TIMEOUT_S = 180  # generating the grid and registering devices on a busy 2-core machine
 
 
 def _need_chromium() -> None:
@@ -31,11 +34,12 @@ def _need_chromium() -> None:
 
 @pytest.fixture(scope="session")
 def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
-    """`cityhub demo` on a free port with a fresh data dir; stopped with Ctrl-C (SIGINT)."""
+    """`cityhub demo` on a free port with a fresh data dir: the twin at 30x real time (a simulated
+    minute every 2 s); stopped with Ctrl-C (SIGINT)."""
     data = tmp_path_factory.mktemp("demo")
-    with running_cityhub(["demo", "--speed", "2", "--devices", "300"], data,
-                         ready_path="/ops/summary",
-                         ready_text="Ctrl-C stops everything") as hub:
+    with running_cityhub(["demo", "--speed", str(SPEED), "--devices", str(DEVICES)], data,
+                         ready_path="/ops/summary", ready_text="Ctrl-C stops everything",
+                         timeout_s=START_TIMEOUT_S) as hub:
         yield hub
     assert hub.process.returncode == 0, hub.log()
 
