@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,21 +67,40 @@ def prepare_scenario(name: str, paths: DemoPaths, scenario_dir: Path | None) -> 
     return scenario, True
 
 
+# libsumo converts with SUMO's own PROJ; it runs one simulation per process, so in a child.
+_CONVERT = """import sys, libsumo
+net, *xy = sys.argv[1:]
+libsumo.start(["sumo", "-n", net, "--no-step-log", "--no-warnings"])
+xy = [float(v) for v in xy]
+for i in range(0, len(xy), 2):
+    print(*libsumo.simulation.convertGeo(xy[i], xy[i + 1]))
+libsumo.close()
+"""
+
+
+def _projected(net: Path, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    args = [str(v) for point in points for v in point]
+    done = subprocess.run([sys.executable, "-c", _CONVERT, str(net), *args],  # noqa: S603
+                          capture_output=True, text=True, check=False, timeout=120)
+    lines = [line.split() for line in done.stdout.strip().splitlines()]
+    if done.returncode != 0 or len(lines) != len(points):
+        raise RuntimeError(f"cannot place {net.name} on the map: {done.stderr.strip()[-200:]}")
+    return [(float(lon), float(lat)) for lon, lat in lines]
+
+
 def footprint(net: Path) -> tuple[float, float, float, float]:
     """Longitude, latitude of the network's centre and its half width and height in degrees,
     as the twin places it on the map (the simulated devices are spread over the same area)."""
     import sumolib
 
-    from cityhub.sandbox.geo import ToLonLat, has_projection, local_to_lonlat
+    from cityhub.sandbox.geo import has_projection, local_to_lonlat
 
-    network = sumolib.net.readNet(str(net))
-    (x0, y0), (x1, y1) = network.getBBoxXY()
-    convert: ToLonLat = local_to_lonlat()
+    (x0, y0), (x1, y1) = sumolib.net.readNet(str(net)).getBBoxXY()
     if has_projection(net):
-        def convert(x: float, y: float) -> tuple[float, float]:
-            lon, lat = network.convertXY2LonLat(x, y)
-            return float(lon), float(lat)
-    (west, south), (east, north) = convert(x0, y0), convert(x1, y1)
+        (west, south), (east, north) = _projected(net, [(x0, y0), (x1, y1)])
+    else:
+        convert = local_to_lonlat()
+        (west, south), (east, north) = convert(x0, y0), convert(x1, y1)
     return (round((west + east) / 2, 6), round((south + north) / 2, 6),
             round((east - west) / 2, 6), round((north - south) / 2, 6))
 
