@@ -72,6 +72,9 @@ def test_charts_have_data(page: Any) -> None:
     assert sizes[0] >= 1  # the congestion history
     assert 1 <= sizes[1] <= DEVICES // 7 + 1  # air stations and meters among the devices
     assert 1 <= sizes[2] <= DEVICES // 7 + 1
+    air = page.evaluate("""() => echarts.getInstanceByDom(document.getElementById('chart-air'))
+        .getOption().series[0].data.map(d => d.value)""")
+    assert all(isinstance(v, int | float) and 0 <= v <= 500 for v in air)  # IAQI from pm25
     assert page.text_content("#kpi-sensors").endswith(f"/{DEVICES}")
     assert page.locator("#scorecard tr").count() == 5  # heading and four indicators
 

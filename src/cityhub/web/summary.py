@@ -18,6 +18,7 @@ from cityhub.api.query_params import build_query
 from cityhub.ngsild.model import Entity
 from cityhub.ngsild.terms import Terms
 from cityhub.store.port import Store
+from cityhub.web.aqi import pm25_iaqi
 
 LOAD_LIMIT = 1000  # entities loaded for one average; the store caps a page anyway
 
@@ -60,6 +61,18 @@ def _numbers(entities: list[Entity], terms: Terms, name: str) -> list[float]:
     return [float(v) for v in found if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
+def station_indices(stations: list[Entity], terms: Terms) -> list[float]:
+    """Each station's airQualityIndex, or the PM2.5 IAQI when it reports concentrations only."""
+    out = []
+    for station in stations:
+        for name, convert in (("airQualityIndex", float), ("pm25", pm25_iaqi)):
+            value = _value(station, terms, name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out.append(convert(float(value)))
+                break
+    return out
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
@@ -72,8 +85,7 @@ def summarize(store: Store, tenant: str, terms: Terms) -> dict[str, Any]:
     indices = _load(store, tenant, terms, "CongestionIndex")
     city = [e for e in indices if e["id"].endswith(":city")] or indices
     index = _mean(_numbers(city, terms, "congestionIndex"))
-    stations = _numbers(_load(store, tenant, terms, "AirQualityObserved"),
-                        terms, "airQualityIndex")
+    stations = station_indices(_load(store, tenant, terms, "AirQualityObserved"), terms)
     power = _numbers(_load(store, tenant, terms, "EnergyMeter"), terms,
                      "activePower")
     open_alerts = _load(store, tenant, terms, "Alert", 'status=="open"')

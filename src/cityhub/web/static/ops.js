@@ -9,6 +9,17 @@
   const TOKEN_KEY = "cityhub.token";
   const layers = { roads: new Map(), signals: new Map(), sensors: new Map(), stations: new Map(),
     meters: new Map(), alerts: new Map(), indices: new Map(), requests: new Map() };
+  // PM2.5 IAQI (HJ 633-2012) for stations without airQualityIndex; the same table as web/aqi.py
+  const PM25 = [[0, 0], [35, 50], [75, 100], [115, 150], [150, 200], [250, 300], [350, 400], [500, 500]];
+  const pm25Aqi = (c) => {
+    if (typeof c !== "number") return undefined;
+    if (c <= 0) return 0;
+    for (let i = 1; i < PM25.length; i++) {
+      const [c0, a0] = PM25[i - 1], [c1, a1] = PM25[i];
+      if (c <= c1) return Math.round((a0 + (a1 - a0) * (c - c0) / (c1 - c0)) * 10) / 10;
+    }
+    return 500;
+  };
   const point = (e) => (e.location && e.location.type === "Point" ? e.location.coordinates : null);
   const LAYERS = {
     RoadSegment: { into: "roads", pick: "id,name,location,congestionLevel,congestionIndex,averageSpeed",
@@ -18,8 +29,8 @@
       make: (e) => point(e) && { id: e.id, name: e.name, at: point(e), phase: e.currentPhase, state: e.phaseState } },
     Device: { into: "sensors", pick: "id,location,deviceState",
       make: (e) => point(e) && { id: e.id, at: point(e), state: e.deviceState } },
-    AirQualityObserved: { into: "stations", pick: "id,name,location,airQualityIndex,airQualityLevel",
-      make: (e) => point(e) && { id: e.id, name: e.name, at: point(e), aqi: e.airQualityIndex, level: e.airQualityLevel } },
+    AirQualityObserved: { into: "stations", pick: "id,name,location,airQualityIndex,airQualityLevel,pm25",
+      make: (e) => point(e) && { id: e.id, name: e.name, at: point(e), aqi: e.airQualityIndex ?? pm25Aqi(e.pm25), level: e.airQualityLevel } },
     EnergyMeter: { into: "meters", pick: "id,name,location,activePower",
       make: (e) => point(e) && { id: e.id, name: e.name, at: point(e), power: e.activePower } },
     Alert: { into: "alerts", pick: "id,location,severity,description,category,status,dateIssued", q: 'status=="open"',
