@@ -28,8 +28,13 @@ def fail(message: str) -> typer.Exit:
 
 
 def free_port(host: str, preferred: int) -> int:
-    """`preferred` if nobody listens there, else (or for 0) a free port the OS picks."""
+    """`preferred` if nobody listens there, else (or for 0) a free port the OS picks.
+
+    The probe binds with SO_REUSEADDR, as uvicorn does: a port whose last server has just
+    stopped (connections in TIME_WAIT) is free to listen on again; one with a listener is not.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, preferred))
         except OSError:

@@ -89,9 +89,11 @@ class Orchestrator:
     def stop_all(self) -> None:
         while self.started:
             component, _ = self.started.pop()
+            begun = time.monotonic()
             try:
                 component.stop()
-                self.console.print(f"[dim]stopped {component.name}[/]")
+                self.console.print(f"[dim]stopped {component.name} "
+                                   f"({time.monotonic() - begun:.1f} s)[/]")
             except Exception as error:  # keep stopping the others; say what failed
                 self.console.print(f"[yellow]stopping {component.name} failed:[/] {error}")
                 log.warning("event=component_stop_failed name=%s error=%s", component.name, error)
