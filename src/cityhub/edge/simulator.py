@@ -137,10 +137,11 @@ class Simulator:
                                    device.message(moment, self.rng), qos=1)
                     self.sent += 1
                 time.sleep(max(0.0, (self.sent / self.rate) - (time.monotonic() - start)))
-        finally:
+        finally:  # disconnect all first: their network threads then end together
+            for client in self._clients:
+                client.disconnect()
             for client in self._clients:
                 client.loop_stop()
-                client.disconnect()
         return self.sent
 
     def stop(self) -> None:
