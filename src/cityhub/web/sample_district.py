@@ -88,7 +88,7 @@ class Road:
 
 @dataclass
 class DistrictState:
-    """The generated district: what `Pulse` moves and `entities()` renders."""
+    """The fixture district: what `entities()` renders."""
 
     size: int
     roads: list[Road] = field(default_factory=list)
