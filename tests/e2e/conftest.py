@@ -44,8 +44,8 @@ def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     assert hub.process.returncode == 0, hub.log()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # Playwright's sync API runs an event loop in this thread until
+def browser() -> Iterator[Any]:  # it exits: end it before later (asyncio) test modules run
     _need_chromium()
     from playwright.sync_api import sync_playwright
 

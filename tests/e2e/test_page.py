@@ -64,9 +64,9 @@ def test_the_twin_updates_reach_the_page_each_simulated_minute(page: Any) -> Non
 
 
 def test_charts_have_data(page: Any) -> None:
-    page.wait_for_function("""() => ['chart-air', 'chart-energy'].every(id =>
-        echarts.getInstanceByDom(document.getElementById(id)).getOption().series[0].data.length)""",
-                           timeout=60_000)
+    page.wait_for_function("""() => ['chart-air', 'chart-energy'].every(id => {
+        const chart = echarts.getInstanceByDom(document.getElementById(id));
+        return chart && chart.getOption().series[0].data.length > 0; })""", timeout=60_000)
     sizes = page.evaluate("""() => ['chart-congestion', 'chart-air', 'chart-energy'].map(id =>
         echarts.getInstanceByDom(document.getElementById(id)).getOption().series[0].data.length)""")
     assert sizes[0] >= 1  # the congestion history
