@@ -9,7 +9,7 @@ being the registry of the device's owner); listing and showing devices need staf
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,9 +27,12 @@ router = APIRouter(prefix="/devices/v1", tags=["devices"])
 
 
 class Unauthorized(NgsiLdError):
+    """A device or edge credential is missing or wrong (RFC 9110: a 401 names its scheme)."""
+
     kind = "Unauthorized"
     status = 401
     title = "Unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="cityhub", error="invalid_token"'}
 
 
 class Registration(BaseModel):
