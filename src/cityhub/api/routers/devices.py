@@ -32,7 +32,8 @@ class Unauthorized(NgsiLdError):
     kind = "Unauthorized"
     status = 401
     title = "Unauthorized"
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="cityhub", error="invalid_token"'}
+    headers: ClassVar[dict[str, str]] = {
+        "WWW-Authenticate": 'Bearer realm="cityhub", error="invalid_token"'}
 
 
 class Registration(BaseModel):
