@@ -156,9 +156,20 @@ def raw_phase(service: EntityService, args: argparse.Namespace, city: City, vers
     return Rate(args.entities, meter.wall, float("nan"), meter.client_cpu)
 
 
+def ledger_records(target: StoreTarget) -> int:
+    """Records in the Merkle audit ledger after a run (the hub flushed its sink on exit)."""
+    from cityhub.governance.ledger import Ledger
+
+    store = SqlStore.open(target.url)
+    try:
+        return Ledger(store.db).size()
+    finally:
+        store.close()
+
+
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     city = City(args.entities)
-    figures: dict[str, Any] = {"raw": {}, "http": {}}
+    figures: dict[str, Any] = {"raw": {}, "http": {}, "ledger_records": {}}
     with fresh_store(args.store, folder, "raw") as target:
         store = SqlStore.open(target.url)
         try:
@@ -176,6 +187,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 for version, phase in enumerate(PHASES):
                     figures["http"][name][phase] = http_phase(server, args, city, version,
                                                               headers).__dict__
+            figures["ledger_records"][name] = ledger_records(target)
     return figures
 
 
@@ -209,6 +221,8 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
          f"goal >= {GOAL_RATE:,.0f}/s, >= {GOAL_RATIO:.0%} of raw"],
         rows,
     )
+    console.print("Audit ledger records after each configuration's run: " + ", ".join(
+        f"{name} {count:,}" for name, count in figures["ledger_records"].items()))
     console.print("CPU columns are shares of one core used by the hub process and by this script; "
                   "'per CPU-s' divides the rate by the working process's CPU share. "
                   + machine_note())
