@@ -6,6 +6,7 @@ partial attribute updates (`PATCH /entities/{id}/attrs/intensity`), retrievals
     .venv/bin/python bench/api.py                    # 10,000 entities, 16 clients, 10 s a phase
     .venv/bin/python bench/api.py --generator both   # wrk and the Python client side by side
     .venv/bin/python bench/api.py --quick
+    .venv/bin/python bench/api.py --workers 2 --store postgres
 
 Goals: >= 3,000 updates/s and >= 5,000 retrievals/s (Orion-LD reference: ~1,800 updates/s,
 4,200 retrievals/s, 2,500 queries/s on one CPU with MongoDB on 8).
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                               batch=5000, progress=bar)
         finally:
             store.close()
-        with HubServer(target) as server, progress() as bar:
+        with HubServer(target, workers=args.workers) as server, progress() as bar:
             task = bar.add_task("phases", total=len(kinds) * len(generators))
             for at, endpoint in enumerate(kinds):
                 one = probe(server, endpoint, args.probe_timeout)
@@ -143,7 +144,7 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
             r["ratio_to_health"] = r["per_second"] / floor
     print_table(
         f"Single requests, {args.entities:,} entities, {args.clients} keep-alive clients, "
-        f"{args.seconds:g} s a phase, store {args.store}",
+        f"{args.seconds:g} s a phase, store {args.store}, {args.workers} hub process(es)",
         ["request", "generator", "req/s", "ratio to /health", "per server CPU-s", "p50 ms",
          "p99 ms", "server CPU",
          "generator CPU", "errors", "goal", "vs Orion-LD ref"],
@@ -172,6 +173,8 @@ def main() -> None:
                         help="skip a kind whose single probe request takes longer (s)")
     parser.add_argument("--probe-timeout", type=float, default=60.0)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="hub processes (cityhub serve --workers); CPU columns add them up")
     parser.add_argument("--workdir", help="keep the database here (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 entities, 2 s")
     args = parser.parse_args()

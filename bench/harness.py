@@ -7,6 +7,7 @@ Scripts are run as `.venv/bin/python bench/<name>.py` (their folder is then on s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -145,6 +146,7 @@ class HubServer:
 
     target: StoreTarget
     extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # `cityhub serve --workers`: hub processes sharing the port
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -158,19 +160,26 @@ class HubServer:
         return self.process.pid
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.pid)
+        """CPU time of the hub and its worker processes (`--workers` > 1 forks them)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        total = process_cpu_seconds(self.pid)
+        for child in children:
+            with contextlib.suppress(FileNotFoundError):  # a worker that just exited
+                total += process_cpu_seconds(int(child))
+        return total
 
     def start(self, timeout: float = 60.0) -> None:
         env = {
             **os.environ,
             "CITYHUB_STORE_URL": self.target.url,
             "CITYHUB_DATA_DIR": str(self.target.data_dir),
+            "CITYHUB_AUTH": "disabled",  # loopback benchmarks; a configuration may turn it on
             **self.extra_env,
         }
         log_file = (self.target.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-c", "from cityhub.cli import app; app()", "serve",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", "--workers", str(self.workers)],
             env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

@@ -131,7 +131,8 @@ def profile_all(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     patched: list[Any] = [fastapi.routing, fastapi.dependencies.utils]
     for module in patched:
         module.run_in_threadpool = _inline
-    settings = Settings(store_url=f"sqlite:///{folder / 'profile.db'}", data_dir=folder)
+    settings = Settings(store_url=f"sqlite:///{folder / 'profile.db'}", data_dir=folder,
+                        auth="disabled")
     app = create_app(settings)
     figures: dict[str, Any] = {}
 

@@ -29,6 +29,7 @@ from cityhub.store.sql import SqlStore
 from harness import (
     CpuMeter,
     HubServer,
+    StoreTarget,
     console,
     fresh_store,
     machine_note,
@@ -37,14 +38,17 @@ from harness import (
     save_results,
     workdir,
 )
-from workload import City, core_terms, payload
+from workload import ENTITY_TYPE, City, core_terms, payload
 
 UPSERT = "/ngsi-ld/v1/entityOperations/upsert"
 GOAL_RATE = 20_000.0
 GOAL_RATIO = 0.5
-# Server configurations compared in one run: name -> extra CITYHUB_ environment of the hub.
-# Issue 3 adds an "auth+audit" entry here; the table then shows each one's ratio to "plain".
-CONFIGURATIONS: dict[str, dict[str, str]] = {"plain": {}}
+# Server configurations compared in one run: name -> extra CITYHUB_ environment of the hub;
+# the table shows each one's ratio to "plain". "auth+audit": a device of the owning department
+# sends a bearer token; every batch is authenticated, decided by the policy decision point
+# against the catalogue, and each entity written is an audit event.
+CONFIGURATIONS: dict[str, dict[str, str]] = {"plain": {}, "auth+audit": {"CITYHUB_AUTH": "enabled"}}
+GOAL_AUTH_RATIO = 0.7  # issue 3: auth+audit at least 70% of plain
 PHASES = ("create", "update")
 
 
@@ -72,8 +76,31 @@ def batches(count: int, size: int, version: int, city: City) -> Iterator[list[di
         yield [payload(i, city, observed, version) for i in range(start, min(count, start + size))]
 
 
+def provision(target: StoreTarget) -> dict[str, str]:
+    """Catalogue the benchmark's entity type (transport, internal) and return the headers of a
+    transport device's bearer token, minted by the built-in issuer in the hub's store."""
+    from cityhub.config import Settings
+    from cityhub.governance.catalogue import SqlCatalogue
+    from cityhub.governance.datasets import Dataset, Tier
+    from cityhub.governance.identity import PrincipalKind
+    from cityhub.governance.issuer import BuiltinIssuer
+
+    settings = Settings()
+    store = SqlStore.open(target.url)
+    try:
+        issuer = BuiltinIssuer(store.db, settings.auth_issuer, settings.auth_audience)
+        issuer.add_department("transport")
+        issuer.add_account("counter-1", PrincipalKind.DEVICE, "transport")
+        SqlCatalogue(store.db).put(Dataset(
+            "traffic-flow", "Traffic flow", core_terms().expand_term(ENTITY_TYPE), "transport",
+            Tier.INTERNAL))
+        return {"Authorization": f"Bearer {issuer.issue('counter-1')}"}
+    finally:
+        store.close()
+
+
 async def post_all(url: str, bodies: list[bytes], sizes: list[int], clients: int,
-                   label: str) -> float:
+                   label: str, headers: dict[str, str]) -> float:
     """Send every batch once over `clients` keep-alive connections; return the elapsed time."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     queue = iter(range(len(bodies)))
@@ -85,7 +112,8 @@ async def post_all(url: str, bodies: list[bytes], sizes: list[int], clients: int
             async def sender() -> None:
                 for at in queue:
                     response = await client.post(
-                        UPSERT, content=bodies[at], headers={"Content-Type": "application/json"})
+                        UPSERT, content=bodies[at],
+                        headers={"Content-Type": "application/json", **headers})
                     if response.status_code not in (201, 204):
                         failures.append(f"{response.status_code} {response.text[:300]}")
                     bar.advance(task, sizes[at])
@@ -98,13 +126,14 @@ async def post_all(url: str, bodies: list[bytes], sizes: list[int], clients: int
     return elapsed
 
 
-def http_phase(server: HubServer, args: argparse.Namespace, city: City, version: int) -> Rate:
+def http_phase(server: HubServer, args: argparse.Namespace, city: City, version: int,
+               headers: dict[str, str]) -> Rate:
     chunks = list(batches(args.entities, args.batch, version, city))
     bodies = [orjson.dumps(chunk) for chunk in chunks]  # encoded before the clock starts
     sizes = [len(chunk) for chunk in chunks]
     with CpuMeter(server) as meter:
         elapsed = asyncio.run(post_all(server.url, bodies, sizes, args.clients,
-                                       f"HTTP {PHASES[version]}"))
+                                       f"HTTP {PHASES[version]}", headers))
     return Rate(args.entities, elapsed, meter.server_cpu, meter.client_cpu)
 
 
@@ -136,10 +165,13 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             store.close()
     for name in args.configs:
         figures["http"][name] = {}
-        with fresh_store(args.store, folder, f"http-{name.replace('+', '-')}") as target, \
-                HubServer(target, CONFIGURATIONS[name]) as server:
-            for version, phase in enumerate(PHASES):
-                figures["http"][name][phase] = http_phase(server, args, city, version).__dict__
+        with fresh_store(args.store, folder, f"http-{name.replace('+', '-')}") as target:
+            env = CONFIGURATIONS[name]
+            headers = provision(target) if env.get("CITYHUB_AUTH") == "enabled" else {}
+            with HubServer(target, env) as server:
+                for version, phase in enumerate(PHASES):
+                    figures["http"][name][phase] = http_phase(server, args, city, version,
+                                                              headers).__dict__
     return figures
 
 
@@ -154,7 +186,9 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         for name in args.configs:
             http = Rate(**figures["http"][name][phase])
             ratio = http.per_second / raw.per_second
-            versus = "" if base is None else f" ({http.per_second / base:.2f}x {args.configs[0]})"
+            versus = "" if base is None else (
+                f" ({http.per_second / base:.2f}x {args.configs[0]}"
+                + (f", goal >= {GOAL_AUTH_RATIO}" if name == "auth+audit" else "") + ")")
             base = base or http.per_second
             cpu_ratio = http.per_cpu_second(http.server_cpu) / raw_cpu
             rows.append((f"HTTP ({name}), {phase}", http.per_second,

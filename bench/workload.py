@@ -38,7 +38,7 @@ def segment_id(i: int) -> str:
 @cache
 def core_terms() -> Terms:
     """The term map of the core @context, offline (as the hub builds it for Link-less requests)."""
-    services = jsonld.build_context_services(base_url="http://127.0.0.1:1026", allow_remote=False)
+    services = jsonld.build_context_services(base_url="http://127.0.0.1:1026")
     return services.term_map(None)
 
 

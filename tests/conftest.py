@@ -79,8 +79,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    """Settings of the hub under test; authentication off (as CITYHUB_AUTH=disabled on a
+    loopback hub): the access tests build their own authenticated apps."""
     return Settings(data_dir=tmp_path / "data", store_url=sqlite_url,
-                    public_url="http://testserver")
+                    public_url="http://testserver", auth="disabled")
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], seconds: float =
 def test_serve_answers_health_and_stores_in_working_dir(tmp_path: Path) -> None:
     port = free_port("127.0.0.1", 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+    env["CITYHUB_AUTH"] = "disabled"  # loopback hub, anonymous clients
     process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -78,12 +79,14 @@ def test_free_port_moves_off_a_taken_port() -> None:
 def test_several_workers_share_one_store(tmp_path: Path) -> None:
     port = free_port("127.0.0.1", 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+    env["CITYHUB_AUTH"] = "disabled"  # loopback hub, anonymous clients
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/ngsi-ld/v1/entities"
-        wait_for_health(f"http://127.0.0.1:{port}", process)
+        # Each worker imports the whole hub: on a busy 2-core machine that took 30 s.
+        wait_for_health(f"http://127.0.0.1:{port}", process, seconds=120)
         # New connections spread over both processes; every write must be seen by every read.
         for n in range(40):
             with httpx.Client() as fresh:

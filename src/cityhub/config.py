@@ -7,8 +7,9 @@ pass it on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +58,79 @@ class Settings(BaseSettings):
         default=None,
         description="JSON file of recorded and approved controller versions "
         "(default data_dir/algorithms.json).",
+    )
+    audit_enabled: bool = Field(
+        default=True,
+        description="Append audit events to the Merkle ledger (off: events are dropped; "
+        "only for measuring the cost of auditing).",
+    )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 PEM key that signs the ledger's tree heads; created (0600) when "
+        "absent. Default: data_dir/audit-ed25519.pem.",
+    )
+    audit_flush_interval_s: float = Field(
+        default=0.2, gt=0, description="How often buffered audit events are appended."
+    )
+    audit_sign_interval_s: float = Field(
+        default=60.0, gt=0, description="How often a tree head is signed when the ledger grew."
+    )
+    privacy_budget: float = Field(
+        default=10.0, gt=0, description="Total epsilon each dataset may spend on "
+        "differentially private answers.",
+    )
+    privacy_max_epsilon: float = Field(
+        default=1.0, gt=0, description="Largest epsilon one private aggregate query may spend."
+    )
+    quality_bar: float = Field(
+        default=0.75, ge=0, le=1,
+        description="Overall data quality score (0..1) a dataset needs to pass.",
+    )
+    datasets_file: Path | None = Field(
+        default=None,
+        description="TOML file of catalogued datasets for the in-memory catalogue "
+        "(default: the district's datasets shipped with cityhub).",
+    )
+
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit-ed25519.pem"
+
+    auth: Literal["enabled", "disabled"] = Field(
+        default="enabled",
+        description="Bearer-token authentication of every API but the public routes. "
+        "`disabled` (local experiments, conformance suites) is refused unless the hub binds "
+        "to a loopback address.",
+    )
+    auth_issuer: str = Field(
+        default="urn:cityhub:issuer",
+        description="The `iss` of tokens made by the hub's built-in issuer (`cityhub auth`).",
+    )
+    auth_audience: str = Field(
+        default="cityhub", description="The `aud` every accepted token must carry."
+    )
+    auth_builtin_issuer: bool = Field(
+        default=True, description="Accept tokens of the built-in issuer (keys in the store)."
+    )
+    auth_issuers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other trusted OIDC issuers, as a JSON object: issuer -> its JWKS "
+        "(an https:// URL or a file path).",
+    )
+    policy_dir: Path | None = Field(
+        default=None,
+        description="Folder of Cedar access policies (*.cedar), reloaded when a file changes; "
+        "default: the policies shipped in the package.",
+    )
+
+    bus_url: str = Field(
+        default="memory://",
+        description="Event bus: memory:// (in-process) or nats://host:4222 (NATS JetStream; "
+        "entity changes, edge forwarding and notifications then go through it).",
+    )
+    edge_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token edge agents present to /ingest/v1/batch and "
+        "/devices/v1/registry; unset leaves them open (demo only).",
     )
 
     def resolved_store_url(self) -> str:

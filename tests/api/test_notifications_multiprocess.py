@@ -121,7 +121,7 @@ def hubs(pg_url: str, tmp_path: Path) -> Iterator[list[HubProcess]]:
     started: list[HubProcess] = []
     try:
         for name in ("a", "b"):  # one after the other: SqlStore's DDL is not safe in parallel
-            env = {**os.environ, "CITYHUB_STORE_URL": pg_url,
+            env = {**os.environ, "CITYHUB_STORE_URL": pg_url, "CITYHUB_AUTH": "disabled",
                    "CITYHUB_DATA_DIR": str(tmp_path / name),
                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
             started.append(HubProcess(free_port(), env, tmp_path / f"{name}.log"))

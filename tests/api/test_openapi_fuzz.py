@@ -83,7 +83,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A client of the running hub (its base_url is the hub's)."""
     data_dir = tmp_path_factory.mktemp("fuzz")
     app = create_app(Settings(data_dir=data_dir, store_url=f"sqlite:///{data_dir / 'hub.db'}",
-                              public_url="http://testserver", notify_workers=0))
+                              public_url="http://testserver", notify_workers=0,
+                              auth="disabled"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -455,6 +455,7 @@ async def test_inactive_and_expired_subscriptions_send_nothing(
     await patch_attrs(hub, speed=99)
     got = await receiver.until(lambda r: len(r) >= 1)
     assert {r.body["subscriptionId"] for r in got} == {"urn:ngsi-ld:Subscription:1"}
+    await receiver.until(lambda r: hub.pending("urn:ngsi-ld:Subscription:1") == 0)  # recorded
     assert (await hub.http.patch(url, json={"isActive": False})).status_code == 204
     await patch_attrs(hub, speed=100)
     assert hub.pending("urn:ngsi-ld:Subscription:1") == 0

@@ -36,7 +36,8 @@ def hub(tmp_path: Path) -> Iterator[str]:
     from tests.test_cli import wait_for_health
 
     port = free_port("127.0.0.1", 0)
-    env = {**os.environ, "CITYHUB_DATA_DIR": str(tmp_path / "hubdata")}
+    env = {**os.environ, "CITYHUB_DATA_DIR": str(tmp_path / "hubdata"),
+           "CITYHUB_AUTH": "disabled"}  # loopback hub; the twin publishes without a token
     process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"

@@ -36,7 +36,9 @@ def empty(url: str) -> None:
     """Delete every row of every table (the tables themselves stay)."""
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+            # Not the shadow tables of the R*Tree: emptying them by hand corrupts it.
+            tables = conn.execute("SELECT name FROM pragma_table_list WHERE schema = 'main' "
+                                  "AND type IN ('table', 'virtual') "
                                   "AND name NOT LIKE 'sqlite_%'").fetchall()
             for (table,) in tables:
                 conn.execute(f'DELETE FROM "{table}"')  # noqa: S608 - names from the catalogue

@@ -68,3 +68,27 @@ def test_a_recreated_entity_matches_only_its_new_values(
     assert ids_matching(store, "speed==50") == []
     assert ids_matching(store, "speed==80") == ["urn:ngsi-ld:Vehicle:1"]
     assert stored_rows(store) == expected_rows(store, "urn:ngsi-ld:Vehicle:1")
+
+
+def test_attribute_timestamps_are_queried_exactly_though_not_indexed(
+        service: EntityService, store: SqlStore, clock: Clock) -> None:
+    """createdAt/modifiedAt of attributes are not in attr_index: SQL narrows such a q to the
+    entities having the attribute and the store tests them in memory, under NOT too."""
+    start = clock.text
+    service.batch(TENANT, "upsert", [vehicle(1), vehicle(2), vehicle(3)])
+    later = clock.tick()
+    service.update_attrs(TENANT, "urn:ngsi-ld:Vehicle:2", attrs({"speed": 70.0}))
+    assert stored_rows(store) == expected_rows(store, *(f"urn:ngsi-ld:Vehicle:{n}"
+                                                          for n in (1, 2, 3)))
+    assert ids_matching(store, f"speed.modifiedAt>{start}") == ["urn:ngsi-ld:Vehicle:2"]
+    assert ids_matching(store, f"speed.modifiedAt=={later}") == ["urn:ngsi-ld:Vehicle:2"]
+    assert ids_matching(store, f"speed.createdAt=={start}") == [
+        f"urn:ngsi-ld:Vehicle:{n}" for n in (1, 2, 3)]
+    assert ids_matching(store, f"speed.modifiedAt!={later}") == [
+        "urn:ngsi-ld:Vehicle:1", "urn:ngsi-ld:Vehicle:3"]
+    assert ids_matching(store, "!speed.modifiedAt") == []
+    assert ids_matching(store, f"speed.modifiedAt!={start};speed>60") == ["urn:ngsi-ld:Vehicle:2"]
+    assert ids_matching(store, f"speed.modifiedAt>{start}|brandName==\"Mercedes\"") == [
+        f"urn:ngsi-ld:Vehicle:{n}" for n in (1, 2, 3)]
+    page = store.query(TENANT, query(q=f"speed.modifiedAt<{later}", limit=1, count=True))
+    assert (page.count, [e["id"] for e in page.entities]) == (2, ["urn:ngsi-ld:Vehicle:1"])

@@ -52,7 +52,7 @@ async def test_a_lagging_reader_is_told_to_reload_instead_of_growing_without_bou
 async def wired(store_url: str, tmp_path: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The hub app on every store back-end, lifespan run."""
     app = create_app(Settings(data_dir=tmp_path / "data", store_url=store_url,
-                              public_url="http://testserver"))
+                              public_url="http://testserver", auth="disabled"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

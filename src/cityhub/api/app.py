@@ -6,18 +6,27 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
-from cityhub.api import context_fetch, notifier, problems
+from cityhub.api import auth, context_fetch, governance_state, ingestion, notifier, problems
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
+    audit,
+    auth_routes,
     batch,
+    catalogue,
+    deadletters,
+    devices,
     discovery,
     entities,
+    ingest,
     jsonld_contexts,
     ops,
+    privacy,
+    quality,
+    sharing,
     subscriptions,
     temporal,
 )
@@ -46,14 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
+        app.state.inline_reads = store.db.dialect == "sqlite"  # see deps.point_read
         ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
-            async with notifier.running(app):
-                yield
+            with governance_state.running(app, settings, store):
+                auth.start_access(app)
+                app.state.catalogue = app.state.access.catalogue
+                governance_state.seed_catalogue(app.state.catalogue, settings.datasets_file)
+                async with ingestion.running(app), notifier.running(app):
+                    yield
         finally:
             store.close()
 
@@ -65,16 +79,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    if settings.auth == "enabled":
+        app.add_middleware(auth.AuthMiddleware, hub=app)
 
-    ngsi = APIRouter(prefix=NGSI_LD_PREFIX)
-    for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
-        ngsi.include_router(module.router)
-    app.include_router(ngsi)
-    ops.install(app)
-
-    @app.get("/health", tags=["operations"], summary="Ready when the store answers")
-    def health() -> Response:
+    # /health first: FastAPI tries routes in order, and probes should not pay for the others.
+    @app.get("/health", tags=["operations"], summary="Ready when the hub has opened its store")
+    async def health() -> Response:
         app.state.store.tenant_exists("")
         return json_response({"status": "ok", "version": __version__})
+
+    # Each router straight under the app (not nested in one /ngsi-ld/v1 router): every level
+    # of included router is walked on each request. Entities first: they are the hot paths.
+    for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
+        app.include_router(module.router, prefix=NGSI_LD_PREFIX)
+    for module in (audit, privacy, quality, auth_routes, catalogue, sharing, devices, ingest,
+                   deadletters):
+        app.include_router(module.router)
+    ops.install(app)
 
     return app

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.ngsild import jsonld
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, NotAcceptable
+from cityhub.ngsild.jsonld import ContextValue
 from cityhub.ngsild.model import CORE_CONTEXT_URL
 from cityhub.ngsild.terms import Terms
 
@@ -30,14 +32,21 @@ class LdContext:
     terms: Terms
 
 
-def _resolver(request: Request) -> Any:
-    return request.app.state.contexts_resolver
+async def term_map(request: Request, context: ContextValue) -> Terms:
+    """The term map of `context`: from the resolver's cache on the event loop, else built in
+    the thread pool (building may fetch a remote @context, which must not block the loop)."""
+    resolver = request.app.state.contexts_resolver
+    held: Terms | None = resolver.cached(context)
+    if held is not None:
+        return held
+    built: Terms = await run_in_threadpool(resolver.term_map, context)
+    return built
 
 
-def context_from_link(request: Request) -> LdContext:
+async def context_from_link(request: Request) -> LdContext:
     """For requests without a body: the Link header's context, or the core context."""
     url = jsonld.parse_link_header(request.headers.getlist("link"))
-    return LdContext(url, _resolver(request).term_map(url))
+    return LdContext(url, await term_map(request, url))
 
 
 LinkContext = Annotated[LdContext, Depends(context_from_link)]
@@ -59,7 +68,7 @@ async def read_json(request: Request) -> tuple[Any, LdContext]:
     context = jsonld.request_context(
         request.headers.get("content-type"), request.headers.getlist("link"), carrier
     )
-    return body, LdContext(context, _resolver(request).term_map(context))
+    return body, LdContext(context, await term_map(request, context))
 
 
 def strip_context(body: Any) -> Any:
@@ -93,7 +102,7 @@ def negotiate(accept: str | None, *, geo: bool = True) -> str:
     return best
 
 
-def accept_header(request: Request) -> str | None:
+async def accept_header(request: Request) -> str | None:
     """The Accept header, absent for many clients (then JSON is answered)."""
     return request.headers.get("accept")
 

@@ -9,6 +9,10 @@ process at a time; `throttling` sends everything queued since the last notificat
 
 `running(app)` is the async context manager the app's lifespan enters: it installs the
 subscription store and its change listener and, when `notify_workers > 0`, runs the worker.
+With a JetStream bus (CITYHUB_BUS_URL=nats://...) subscriptions are matched from the bus
+instead: every hub process consumes `cityhub.changes.>` with the shared durable consumer
+`cityhub-subscriptions` and queues what each change triggers (at least once; a change is
+acknowledged once its notifications are queued), so the hub processes share that work.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,6 +81,9 @@ class Notifier:
     config: NotifierConfig = field(default_factory=NotifierConfig)
     clock: Callable[[], datetime] = utc_now
     transport: httpx.AsyncBaseTransport | None = None
+    # (tenant, subscription id, entities) -> what the subscription's owner may see of them
+    # (cityhub.governance.subscribers); None when authentication is off.
+    gate: Callable[[str, str, list[Entity]], list[Entity]] | None = None
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
                                                f"{uuid.uuid4().hex[:8]}")
     _client: httpx.AsyncClient | None = field(default=None, init=False)
@@ -197,6 +204,9 @@ class Notifier:
         except NgsiLdError as error:  # e.g. its @context cannot be loaded now
             detail = f"render: {error.detail}"
         else:
+            if request is None:  # nothing the owner may see: done, nothing sent
+                return await asyncio.to_thread(self.subscriptions.record, claim, items,
+                                               self.clock(), ok=True, retry_at=None)
             try:
                 response = await client.post(
                     request.url, content=request.content, headers=request.headers,
@@ -223,8 +233,28 @@ class Notifier:
 
     # -- rendering (in a worker thread: term maps may load a context) --------------------------
 
+    def _gated(self, claim: Claim, items: list[Pending], entities: list[Entity] | None
+               ) -> tuple[list[Pending], list[Entity] | None]:
+        """Minimise what a notification carries to what the subscription's owner may read."""
+        assert self.gate is not None
+        tenant, sub_id = claim.tenant, claim.subscription.id
+        if entities is not None:
+            return items, self.gate(tenant, sub_id, entities)
+        kept = []
+        for item in items:
+            shown = self.gate(tenant, sub_id, [item.entity])
+            if shown:
+                before = self.gate(tenant, sub_id, [item.previous]) if item.previous else []
+                kept.append(replace(item, entity=shown[0],
+                                    previous=before[0] if before else None))
+        return kept, None
+
     def _request(self, claim: Claim, items: list[Pending], entities: list[Entity] | None
-                 ) -> _Request:
+                 ) -> _Request | None:
+        if self.gate is not None:
+            items, entities = self._gated(claim, items, entities)
+            if not (items if entities is None else entities):
+                return None
         subscription = claim.subscription
         endpoint = subscription.notification.endpoint
         terms = self.term_map(subscription.context)
@@ -280,18 +310,41 @@ async def running(app: FastAPI, config: NotifierConfig | None = None) -> AsyncIt
     settings = app.state.settings
     store = app.state.store
     subscriptions = SubscriptionStore(store.db)
-    store.listeners.append(subscriptions.on_changes)
+    from_bus = bool(getattr(app.state, "bus_durable", False))
+    if from_bus:
+        await app.state.bus.subscribe("cityhub.changes.>", "cityhub-subscriptions",
+                                      _queue_from_bus(store, subscriptions))
+    else:
+        store.listeners.append(subscriptions.on_changes)
     app.state.subscriptions = subscriptions
     config = config or getattr(app.state, "notifier_config", None) or NotifierConfig(
         workers=settings.notify_workers, timeout_s=settings.notify_timeout_s)
     notifier = None
     if config.workers > 0:
         notifier = Notifier(subscriptions, store, app.state.contexts_resolver.term_map,
-                            app.state.contexts.ensure_implicit, config)
+                            app.state.contexts.ensure_implicit, config,
+                            gate=getattr(app.state, "notification_gate", None))
         await notifier.start()
     try:
         yield subscriptions
     finally:
         if notifier is not None:
             await notifier.stop()
-        store.listeners.remove(subscriptions.on_changes)
+        if not from_bus:
+            store.listeners.remove(subscriptions.on_changes)
+
+
+def _queue_from_bus(store: Any, subscriptions: SubscriptionStore) -> Callable[
+        [Any], Awaitable[None]]:
+    """The bus handler: queue the notifications one published change triggers."""
+    from cityhub.api.ingestion import change_from_json
+
+    def queue(change: Any) -> None:
+        with store.db.transaction(write=True) as conn:
+            subscriptions.on_changes(conn, [change])
+
+    async def handle(message: Any) -> None:
+        change = change_from_json(orjson.loads(message.data))
+        await asyncio.to_thread(queue, change)
+
+    return handle

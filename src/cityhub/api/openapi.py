@@ -292,6 +292,35 @@ def link_header() -> dict[str, Any]:
     }]}
 
 
+TENANT_HEADER: dict[str, Any] = {
+    "name": "NGSILD-Tenant",
+    "in": "header",
+    "required": False,
+    "description": "Tenant; absent means the default tenant.",
+    "schema": {"type": "string"},
+}
+
+
+def parameters(*params: dict[str, Any], link: bool = True) -> dict[str, Any]:
+    """`openapi_extra` documenting parameters a handler reads from the request itself (see
+    `api.query_params`): the tenant header, the given query parameters (the first of a name
+    wins) and, when `link`, the Link header."""
+    listed, seen = [TENANT_HEADER], set()
+    for param in params:
+        if param["name"] not in seen:
+            seen.add(param["name"])
+            listed.append(param)
+    if link:
+        listed += link_header()["parameters"]
+    return {"parameters": listed}
+
+
+def query_param(name: str, description: str, schema: Schema | None = None) -> dict[str, Any]:
+    """One optional query parameter (a string unless `schema` says otherwise)."""
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
 def request_body(
     schema: Schema, description: str, *, ld: bool = True, link: bool = True
 ) -> dict[str, Any]:

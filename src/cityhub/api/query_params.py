@@ -1,7 +1,10 @@
 """Query parameters shared by the entity and temporal APIs, parsed into domain objects.
 
-Handlers declare `EntityFilter` (which entities) and `ViewParams` (how to show them); both are
-documented in the OpenAPI schema and turn bad values into BadRequestData.
+Handlers get `EntityFilter` (which entities) and `ViewParams` (how to show them) by reading the
+request's query string here in one pass (`entity_filter`, `view_params`): FastAPI validating
+a dozen declared parameters one by one cost more than the rest of a retrieval. The parameters
+are documented in the OpenAPI schema all the same (`FILTER_PARAMS`, `VIEW_PARAMS` with
+`openapi.parameters`), and bad values become BadRequestData.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
+from starlette.datastructures import QueryParams
 
 from cityhub.api.ldio import LdContext, LinkContext
+from cityhub.api.openapi import query_param
 from cityhub.ngsild import geoquery
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import expand, parse_q, parse_scope_q, parse_type_expr
@@ -92,36 +97,70 @@ class EntityFilter:
     context: LdContext
 
 
-def entity_filter(
-    request: Request,
-    ctx: LinkContext,
-    type_: Annotated[str | None, Query(alias="type", description="Entity type(s) or a type "
-                                       "expression: A,B | (A;B)|C")] = None,
-    id_: Annotated[str | None, Query(alias="id", description="Comma-separated entity ids")] = None,
-    id_pattern: Annotated[str | None, Query(alias="idPattern", description="Regex on ids")] = None,
-    q: Annotated[str | None, Query(description="NGSI-LD query language")] = None,
-    scope_q: Annotated[str | None, Query(alias="scopeQ", description="Scope query")] = None,
-    attrs: Annotated[str | None, Query(description="Entities having any of these attributes; "
-                                       "only these are shown")] = None,
-    georel: Annotated[str | None, Query(description="near;maxDistance==N, within, ...")] = None,
-    geometry: Annotated[str | None, Query(description="Point, Polygon, ...")] = None,
-    coordinates: Annotated[str | None, Query(description="GeoJSON coordinates")] = None,
-    geoproperty: Annotated[str | None, Query(description="GeoProperty to test (location)")] = None,
-    limit: Annotated[int | None, Query(ge=0, description="Page size (default 20, at most the "
-                                       "hub's max_limit)")] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Entities to skip")] = 0,
-    count: Annotated[bool, Query(description="Return NGSILD-Results-Count")] = False,
-) -> EntityFilter:
-    max_limit = request.app.state.settings.max_limit
+FILTER_PARAMS = (
+    query_param("type", "Entity type(s) or a type expression: A,B | (A;B)|C"),
+    query_param("id", "Comma-separated entity ids"),
+    query_param("idPattern", "Regex on ids"),
+    query_param("q", "NGSI-LD query language"),
+    query_param("scopeQ", "Scope query"),
+    query_param("attrs", "Entities having any of these attributes; only these are shown"),
+    query_param("georel", "near;maxDistance==N, within, ..."),
+    query_param("geometry", "Point, Polygon, ..."),
+    query_param("coordinates", "GeoJSON coordinates"),
+    query_param("geoproperty", "GeoProperty to test (location)"),
+    query_param("limit", "Page size (default 20, at most the hub's max_limit)",
+                {"type": "integer", "minimum": 0}),
+    query_param("offset", "Entities to skip",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
+    query_param("count", "Return NGSILD-Results-Count", {"type": "boolean", "default": False}),
+)
+_TRUE = {"1", "on", "t", "true", "y", "yes"}
+_FALSE = {"0", "off", "f", "false", "n", "no"}
+
+
+def _integer(params: QueryParams, name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestData(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise BadRequestData(f"{name} must not be negative")
+    return value
+
+
+def _boolean(params: QueryParams, name: str) -> bool:
+    raw = params.get(name)
+    if raw is None or raw.lower() in _FALSE:
+        return False
+    if raw.lower() in _TRUE:
+        return True
+    raise BadRequestData(f"{name} must be true or false, got {raw!r}")
+
+
+def entity_filter(request: Request, ctx: LdContext) -> EntityFilter:
+    """The filter of GET /entities (and of the temporal query) from the query string."""
+    params = request.query_params
+    get = params.get
     return EntityFilter(
         build_query(
             ctx.terms,
-            type_=type_, id_=id_, id_pattern=id_pattern, q=q, scope_q=scope_q, attrs=attrs,
-            georel=georel, geometry=geometry, coordinates=coordinates, geoproperty=geoproperty,
-            limit=limit, offset=offset, count=count, max_limit=max_limit,
+            type_=get("type"), id_=get("id"), id_pattern=get("idPattern"), q=get("q"),
+            scope_q=get("scopeQ"), attrs=get("attrs"), georel=get("georel"),
+            geometry=get("geometry"), coordinates=get("coordinates"),
+            geoproperty=get("geoproperty"), limit=_integer(params, "limit"),
+            offset=_integer(params, "offset") or 0, count=_boolean(params, "count"),
+            max_limit=request.app.state.settings.max_limit,
         ),
         ctx,
     )
+
+
+async def filter_dependency(request: Request, ctx: LinkContext) -> EntityFilter:
+    """`entity_filter` as a dependency; the route documents FILTER_PARAMS itself."""
+    return entity_filter(request, ctx)
 
 
 def build_query(
@@ -193,20 +232,23 @@ class ViewParams:
     geometry_property: str
 
 
-def view_params(
-    ctx: LinkContext,
-    attrs: Annotated[str | None, Query(description="Attributes to show")] = None,
-    pick: Annotated[str | None, Query(description="Members to show (attributes, id, type)")] = None,
-    omit: Annotated[str | None, Query(description="Members to leave out")] = None,
-    options: Annotated[str | None, Query(description="keyValues, concise, sysAttrs, ...")] = None,
-    format_: Annotated[str | None, Query(alias="format", description="normalized, concise, "
-                                         "keyValues (or simplified)")] = None,
-    lang: Annotated[str | None, Query(description="Language for LanguageProperty values")] = None,
-    geometry_property: Annotated[str | None, Query(alias="geometryProperty",
-                                                   description="GeoJSON geometry")] = None,
-) -> ViewParams:
-    return make_view(ctx.terms, attrs=attrs, pick=pick, omit=omit, options=options,
-                     format_=format_, lang=lang, geometry_property=geometry_property)
+VIEW_PARAMS = (
+    query_param("attrs", "Attributes to show"),
+    query_param("pick", "Members to show (attributes, id, type)"),
+    query_param("omit", "Members to leave out"),
+    query_param("options", "keyValues, concise, sysAttrs, ..."),
+    query_param("format", "normalized, concise, keyValues (or simplified)"),
+    query_param("lang", "Language for LanguageProperty values"),
+    query_param("geometryProperty", "GeoJSON geometry"),
+)
+
+
+def view_params(request: Request, terms: Terms) -> ViewParams:
+    """How to show entities, from the query string (VIEW_PARAMS)."""
+    get = request.query_params.get
+    return make_view(terms, attrs=get("attrs"), pick=get("pick"), omit=get("omit"),
+                     options=get("options"), format_=get("format"), lang=get("lang"),
+                     geometry_property=get("geometryProperty"))
 
 
 def make_view(
@@ -254,5 +296,4 @@ def make_view(
     return ViewParams(option_set, render, geometry_property or "location")
 
 
-FilterDep = Annotated[EntityFilter, Depends(entity_filter)]
-ViewDep = Annotated[ViewParams, Depends(view_params)]
+FilterDep = Annotated[EntityFilter, Depends(filter_dependency)]

@@ -16,6 +16,7 @@ from cityhub.cli.common import app, configure_logging, console, fail, free_port,
 from cityhub.config import Settings
 
 GRACE_S = 3  # on Ctrl-C, open pages' event streams are cut after this many seconds
+WORKER_HEALTHCHECK_S = 60
 
 
 def _check_store(settings: Settings) -> None:
@@ -40,6 +41,13 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
     if settings.public_url is None:
         settings.public_url = f"http://{host}:{port}"
     configure_logging(log_level)
+    if settings.auth == "disabled":
+        from cityhub.api.auth import is_loopback
+
+        if not is_loopback(host):
+            raise fail(f"CITYHUB_AUTH=disabled is refused on {host}: bind to 127.0.0.1 or ::1")
+        console.print("[bold yellow]WARNING: authentication is disabled (CITYHUB_AUTH=disabled)"
+                      ": every request has full access; loopback experiments only[/]")
     _check_store(settings)
     console.print(
         f"cityhub hub on [bold]http://{host}:{port}[/] "
@@ -51,8 +59,12 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         # Worker processes build their own app from the environment; hub processes share
         # nothing but the store, so they can serve side by side.
         os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
+        # A worker answers the supervisor's health pings only once it has imported the app;
+        # on a busy machine that takes longer than uvicorn's 5 s, and it would be killed and
+        # restarted for ever.
         uvicorn.run("cityhub.api.app:create_app", factory=True, workers=workers, host=host,
                     port=port, log_level=log_level.lower(), access_log=False,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
                     timeout_graceful_shutdown=GRACE_S)
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
@@ -76,10 +88,23 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from cityhub.cli import demo as demo_command  # noqa: E402 (commands register after the app)
-from cityhub.cli import sandbox  # noqa: E402
+from cityhub.cli import audit, sandbox  # noqa: E402 (commands register after the app)
+from cityhub.cli import demo as demo_command  # noqa: E402
 
 app.command(name="demo")(demo_command.demo)
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(audit.app, name="audit")
+
+from cityhub.cli import devices as _devices  # noqa: E402 - groups register after the app
+from cityhub.cli import edge as _edge  # noqa: E402
+from cityhub.cli import simulate as _simulate  # noqa: E402
+
+app.add_typer(_edge.app, name="edge")
+app.add_typer(_devices.app, name="devices")
+app.add_typer(_simulate.app, name="simulate")
 
 __all__ = ["app", "fail", "free_port", "load_settings"]
+
+from cityhub.cli import auth  # noqa: E402 - command groups register after the app exists
+
+app.add_typer(auth.app, name="auth")

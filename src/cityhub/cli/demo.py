@@ -12,6 +12,7 @@ and its pulse stand in for the twin and the simulator.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Annotated
@@ -113,6 +114,10 @@ def demo(
         raise fail(f"unknown scenario {scenario!r}: this build has {', '.join(SCENARIOS)}")
     settings = load_settings()
     configure_logging("warning")
+    if "CITYHUB_AUTH" not in os.environ:  # its publishers and page send no tokens yet
+        settings.auth = "disabled"  # HOST is loopback
+        console.print("[yellow]demo: authentication is off on this loopback demo "
+                      "(CITYHUB_AUTH=enabled keeps it on)[/]")
     chosen = free_port(HOST, port)
     if chosen != port:
         console.print(f"port {port} is busy: using {chosen} instead")

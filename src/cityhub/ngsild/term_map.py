@@ -185,6 +185,13 @@ def _ngsild_cause(exc: BaseException) -> NgsiLdError | None:
     return None
 
 
+def _key(local: list[str | dict[str, Any] | None]) -> str:
+    return json.dumps(local, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_NO_CONTEXT_KEY = _key([])
+
+
 class ContextResolver:
     """Turns request @context values into cached `TermMap`s (a bounded LRU keyed by the value)."""
 
@@ -197,7 +204,7 @@ class ContextResolver:
     def term_map(self, context: ContextValue = None) -> TermMap:
         """The TermMap of `context` with the core context last; None means the core alone."""
         local = _normalize(context)
-        key = json.dumps(local, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        key = _key(local)
         with self._lock:
             held = self._cache.get(key)
             if held is not None:
@@ -210,6 +217,17 @@ class ContextResolver:
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
         return built
+
+    def cached(self, context: ContextValue = None) -> TermMap | None:
+        """The TermMap of `context` if it is already built, else None (never loads anything).
+
+        For callers on an event loop: a miss may need a fetch, which they run elsewhere."""
+        key = _NO_CONTEXT_KEY if context is None else _key(_normalize(context))
+        with self._lock:
+            held = self._cache.get(key)
+            if held is not None:
+                self._cache.move_to_end(key)
+            return held
 
     def clear(self) -> None:
         """Forget every TermMap (after a stored context changed)."""

@@ -77,6 +77,7 @@ class SqliteDatabase:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")  # the IN lists of the q intersections
         for name, function in self._functions.items():
             conn.create_function(name, 2, function, deterministic=True)
         with self._all_lock:

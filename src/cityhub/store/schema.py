@@ -9,7 +9,6 @@ from cityhub.store.database import Dialect
 
 def schema(dialect: Dialect) -> list[str]:
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
-    big = "INTEGER" if dialect == "sqlite" else "BIGINT"
     real = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
     return [
         "CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY)",
@@ -19,12 +18,7 @@ def schema(dialect: Dialect) -> list[str]:
             id TEXT NOT NULL,
             doc TEXT NOT NULL,
             UNIQUE (tenant, id))""",
-        f"""CREATE TABLE IF NOT EXISTS geo_index (
-            tenant TEXT NOT NULL, eid {big} NOT NULL, path TEXT NOT NULL,
-            min_x {real} NOT NULL, min_y {real} NOT NULL,
-            max_x {real} NOT NULL, max_y {real} NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS geo_index_box ON geo_index (tenant, path, min_x, max_x)",
-        "CREATE INDEX IF NOT EXISTS geo_index_eid ON geo_index (eid)",
+        *_geo_ddl(dialect),
         """CREATE TABLE IF NOT EXISTS type_attrs (
             tenant TEXT NOT NULL, type TEXT NOT NULL, attr TEXT NOT NULL, kind TEXT NOT NULL,
             n INTEGER NOT NULL DEFAULT 0,
@@ -46,4 +40,59 @@ def schema(dialect: Dialect) -> list[str]:
         """CREATE TABLE IF NOT EXISTS json_contexts (
             id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, record TEXT NOT NULL)""",
         *index_ddl(dialect),
+        # Earlier formats' indexes, superseded (attr_index_lookup covers eid; geo_index_box
+        # bounded one side of the box only): dropped so that writes stop maintaining them.
+        "DROP INDEX IF EXISTS attr_index_value",
+        "DROP INDEX IF EXISTS geo_index_box",
     ]
+
+
+def _geo_ddl(dialect: Dialect) -> list[str]:
+    """`geo_index`: one bounding box per GeoProperty instance, searched through a spatial
+    index so that a box query reads only the boxes near it: an R*Tree virtual table on
+    SQLite (kept in step by triggers, keyed by the row's `gid`), a GiST index on the box on
+    PostgreSQL (the built-in `box` type, no PostGIS needed)."""
+    if dialect == "postgres":
+        return [
+            """CREATE TABLE IF NOT EXISTS geo_index (
+                tenant TEXT NOT NULL, eid BIGINT NOT NULL, path TEXT NOT NULL,
+                min_x DOUBLE PRECISION NOT NULL, min_y DOUBLE PRECISION NOT NULL,
+                max_x DOUBLE PRECISION NOT NULL, max_y DOUBLE PRECISION NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS geo_index_gist ON geo_index USING gist ({PG_BOX})",
+            "CREATE INDEX IF NOT EXISTS geo_index_eid ON geo_index (eid)",
+        ]
+    return [
+        """CREATE TABLE IF NOT EXISTS geo_index (
+            gid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, eid INTEGER NOT NULL,
+            path TEXT NOT NULL, min_x REAL NOT NULL, min_y REAL NOT NULL,
+            max_x REAL NOT NULL, max_y REAL NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS geo_index_eid ON geo_index (eid)",
+        # 32-bit float boxes, rounded outwards: a superset, and the store tests exactly after.
+        "CREATE VIRTUAL TABLE IF NOT EXISTS geo_rtree USING rtree(gid, min_x, max_x, min_y, max_y)",
+        """CREATE TRIGGER IF NOT EXISTS geo_index_added AFTER INSERT ON geo_index BEGIN
+            INSERT INTO geo_rtree VALUES (new.gid, new.min_x, new.max_x, new.min_y, new.max_y);
+            END""",
+        """CREATE TRIGGER IF NOT EXISTS geo_index_removed AFTER DELETE ON geo_index BEGIN
+            DELETE FROM geo_rtree WHERE gid = old.gid;
+            END""",
+    ]
+
+
+PG_BOX = "box(point(min_x, min_y), point(max_x, max_y))"
+
+
+def sqlite_legacy_geo(columns: list[str]) -> list[str]:
+    """Statements that move a `geo_index` of the earlier SQLite format (no `gid`, given its
+    column names) aside as `geo_index_v1`, before `schema` creates the new one; then
+    `SQLITE_GEO_COPY` moves its rows over. Empty when the table is new or already current."""
+    if not columns or "gid" in columns:
+        return []
+    return ["DROP INDEX IF EXISTS geo_index_box", "DROP INDEX IF EXISTS geo_index_eid",
+            "ALTER TABLE geo_index RENAME TO geo_index_v1"]
+
+
+SQLITE_GEO_COPY = [
+    "INSERT INTO geo_index (tenant, eid, path, min_x, min_y, max_x, max_y) "
+    "SELECT tenant, eid, path, min_x, min_y, max_x, max_y FROM geo_index_v1",
+    "DROP TABLE geo_index_v1",
+]

@@ -22,6 +22,7 @@ from cityhub.ngsild.model import VALUE_MEMBER, Entity, Instance
 from cityhub.ngsild.query import INDEX_COLUMNS as _INDEX_COLUMNS
 from cityhub.ngsild.query import (
     Exists,
+    IndexRow,
     Or,
     Path,
     QExpr,
@@ -29,6 +30,8 @@ from cityhub.ngsild.query import (
     compile_scope,
     compile_type,
     index_rows,
+    matches,
+    needs_recheck,
     sqlite_regexp,
     type_matches,
 )
@@ -41,7 +44,7 @@ from cityhub.store.port import (
     QueryResult,
     TypeInfo,
 )
-from cityhub.store.schema import schema
+from cityhub.store.schema import PG_BOX, SQLITE_GEO_COPY, schema, sqlite_legacy_geo
 
 ChangeListener = Callable[[Connection, list[Change]], None]
 _SCHEMA_LOCK = 0x63_69_74_79_68_75_62  # "cityhub": the advisory lock that serialises DDL
@@ -95,7 +98,16 @@ class SqlStore:
             if self.db.dialect == "postgres":
                 # Hubs starting together would race on CREATE TABLE IF NOT EXISTS otherwise.
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            legacy: list[str] = []
+            if self.db.dialect == "sqlite":
+                columns = [row[1] for row in
+                           conn.execute("PRAGMA table_info(geo_index)").fetchall()]
+                legacy = sqlite_legacy_geo(columns)
+            for statement in legacy:
+                conn.execute(statement)
             for statement in schema(self.db.dialect):
+                conn.execute(statement)
+            for statement in SQLITE_GEO_COPY if legacy else []:
                 conn.execute(statement)
 
     @classmethod
@@ -156,16 +168,32 @@ class SqlStore:
         if query.geo is not None:
             box = query.geo.bbox()
             if box is not None:
-                clauses.append(
-                    "e.eid IN (SELECT eid FROM geo_index WHERE tenant = ? AND path = ? "
-                    "AND min_x <= ? AND max_x >= ? AND min_y <= ? AND max_y >= ?)"
-                )
-                params.extend([tenant, query.geo_property, box[2], box[0], box[3], box[1]])
+                if dialect == "sqlite":  # the R*Tree finds the boxes (see schema._geo_ddl)
+                    clauses.append(
+                        "e.eid IN (SELECT g.eid FROM geo_rtree r JOIN geo_index g "
+                        "ON g.gid = r.gid WHERE r.min_x <= ? AND r.max_x >= ? "
+                        "AND r.min_y <= ? AND r.max_y >= ? AND g.tenant = ? AND g.path = ?)")
+                    params.extend([box[2], box[0], box[3], box[1]])
+                else:  # the GiST index on the box
+                    clauses.append(
+                        f"e.eid IN (SELECT eid FROM geo_index WHERE {PG_BOX} && "
+                        "box(point(?, ?), point(?, ?)) AND tenant = ? AND path = ?)")
+                    params.extend(box)
+                params.extend([tenant, query.geo_property])
         return " AND ".join(clauses), params
 
     def query(self, tenant: str, query: EntityQuery) -> QueryResult:
-        in_python = _types_in_python(query)
-        where, params = self._where(tenant, query, types_in_sql=not in_python)
+        types_in_python = _types_in_python(query)
+        recheck = query.q is not None and needs_recheck(query.q)
+        in_python = types_in_python or recheck
+
+        def keep(doc: Entity) -> bool:
+            """The tests SQL left to memory: the type (see _types_in_python) and a q on
+            unindexed system timestamps (needs_recheck)."""
+            return (not types_in_python or type_matches(query.types, doc)) and (
+                not recheck or matches(query.q, doc))
+
+        where, params = self._where(tenant, query, types_in_sql=not types_in_python)
         with self.db.transaction(write=False) as conn:
             if query.geo is None and not in_python:
                 count = None
@@ -187,13 +215,13 @@ class SqlStore:
                 page: list[Entity] = []
                 while len(page) < wanted and (row := cursor.fetchone()) is not None:
                     doc = orjson.loads(row[0])
-                    if type_matches(query.types, doc):
+                    if keep(doc):
                         page.append(doc)
                 return QueryResult(page[query.offset :], None)
             rows = cursor.fetchall()
         docs = [orjson.loads(r[0]) for r in rows]
         if in_python:
-            docs = [doc for doc in docs if type_matches(query.types, doc)]
+            docs = [doc for doc in docs if keep(doc)]
         if query.geo is not None:
             docs = [doc for doc, hit in zip(docs, self._geo_matches(docs, query), strict=True)
                     if hit]
@@ -322,6 +350,8 @@ class SqlStore:
         inserts: list[Row] = []
         updates: list[Row] = []
         deleted_eids: list[int] = []
+        moved_eids: list[int] = []  # updated entities whose geo rows change
+        revised: dict[int, list[IndexRow]] = {}  # updated entities' new index rows
         index: list[Row] = []
         geo_rows: list[Row] = []
         history: list[Row] = []
@@ -349,18 +379,26 @@ class SqlStore:
             if old is None:
                 eid = next(fresh)
                 inserts.append((eid, tenant, entity_id, dumps(entity)))
+                index.extend((tenant, eid, *row) for row in index_rows(entity))
+                geo_rows.extend(self._geo_rows(tenant, eid, entity))
             else:
                 eid = eids[entity_id]
                 updates.append((dumps(entity), eid))
-                deleted_eids.append(eid)  # its index rows are rewritten below
-            index.extend((tenant, eid, *row) for row in index_rows(entity))
-            geo_rows.extend(self._geo_rows(tenant, eid, entity))
+                revised[eid] = index_rows(entity)  # diffed against the stored rows below
+                new_geo = list(self._geo_rows(tenant, eid, entity))
+                if new_geo != list(self._geo_rows(tenant, eid, old)):
+                    moved_eids.append(eid)
+                    geo_rows.extend(new_geo)
             census.update(_census(entity))
             if old is not None:
                 census.subtract(_census(old))
             changes.append(Change(tenant, entity_id, "create" if old is None else "update",
                                   tuple(changed), entity, old, now))
         self._flush(conn, inserts, updates, deleted_eids, result, current, tenant)
+        for chunk in _chunks(moved_eids, 500):
+            conn.execute(f"DELETE FROM geo_index WHERE eid IN ({', '.join('?' for _ in chunk)})",
+                         chunk)
+        index.extend(self._index_diff(conn, tenant, revised))
         conn.executemany(_INDEX_INSERT, index)
         conn.executemany(
             "INSERT INTO geo_index (tenant, eid, path, min_x, min_y, max_x, max_y) "
@@ -378,6 +416,38 @@ class SqlStore:
             [(tenant, *key, n) for key, n in sorted(census.items()) if n],
         )
         return changes
+
+    def _index_diff(
+        self, conn: Connection, tenant: str, revised: dict[int, list[IndexRow]]
+    ) -> list[tuple[Any, ...]]:
+        """Delete the stored index rows of updated entities that their new rows lack, and
+        return the new rows not stored yet: an update touches only what changed (a new value
+        and its observedAt), not every leaf of the entity. Rows are compared as stored, so
+        rows of an earlier index format go too."""
+        locator = "rowid" if self.db.dialect == "sqlite" else "ctid::text"
+        stored: dict[tuple[Any, ...], list[Any]] = {}
+        for chunk in _chunks(list(revised), 500):
+            for row in conn.execute(
+                f"SELECT {locator}, eid, {', '.join(_INDEX_COLUMNS)} FROM attr_index "
+                f"WHERE eid IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ).fetchall():
+                stored.setdefault(tuple(row[1:]), []).append(row[0])
+        added: list[tuple[Any, ...]] = []
+        for eid, rows in revised.items():
+            for row in rows:
+                kept = stored.get((eid, *row))
+                if kept:
+                    kept.pop()
+                else:
+                    added.append((tenant, eid, *row))
+        stale = [(place,) for places in stored.values() for place in places]
+        conn.executemany(
+            "DELETE FROM attr_index WHERE rowid = ?" if self.db.dialect == "sqlite"
+            else "DELETE FROM attr_index WHERE ctid = ?::tid",
+            stale,
+        )
+        return added
 
     def _flush(
         self,

@@ -220,6 +220,6 @@ async def post_query(
     view = make_view(ctx.terms, attrs=body.get("attrs"), pick=body.get("pick"),
                      omit=body.get("omit"), options=options, format_=format_,
                      lang=body.get("lang"))
-    result = store.query(tenant, query)
+    result = await run_in_threadpool(store.query, tenant, query)
     headers = {"NGSILD-Results-Count": str(result.count)} if result.count is not None else {}
     return ld_response(render_list(result.entities, ctx, view, media), ctx, media, headers=headers)

@@ -1,4 +1,10 @@
-"""/entities: create, query, retrieve, replace, merge, delete; attributes append/update/delete."""
+"""/entities: create, query, retrieve, replace, merge, delete; attributes append/update/delete.
+
+Retrieval, query and partial attribute update are the hot paths: they declare no FastAPI
+dependencies (they read tenant, @context, Accept and query parameters from the request in one
+pass, documented with `openapi.parameters`). A retrieval reads the store inline on SQLite
+(`deps.point_read`); writes and queries (whose size the client chooses) go to the thread pool.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,38 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
-from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant
+from cityhub.api.deps import (
+    ReadTenant,
+    ServiceDep,
+    WriteTenant,
+    point_read,
+    read_tenant,
+    service_of,
+    store_of,
+    write_tenant,
+)
 from cityhub.api.ldio import (
     GEO_JSON,
-    AcceptHeader,
     LdContext,
     LinkContext,
+    context_from_link,
     ld_response,
     negotiate,
     read_json,
     strip_context,
 )
-from cityhub.api.query_params import FilterDep, ViewDep, ViewParams, parse_options
+from cityhub.api.query_params import (
+    FILTER_PARAMS,
+    VIEW_PARAMS,
+    ViewParams,
+    entity_filter,
+    parse_options,
+    view_params,
+)
 from cityhub.ngsild import geojson
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.model import Entity
@@ -73,7 +96,7 @@ def update_result_response(result: UpdateResult, ctx: LdContext) -> Response:
 async def create_entity(request: Request, tenant: WriteTenant, service: ServiceDep) -> Response:
     body, ctx = await read_json(request)
     entity = parse_entity(strip_context(body), ctx.terms)
-    service.create(tenant, entity)
+    await run_in_threadpool(service.create, tenant, entity)
     location = f"/ngsi-ld/v1/entities/{quote(entity['id'], safe=':')}"
     return Response(status_code=201, headers={"Location": location})
 
@@ -84,18 +107,20 @@ async def create_entity(request: Request, tenant: WriteTenant, service: ServiceD
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         {"type": "array", "items": api.ENTITY_OUT}, api.FEATURE_COLLECTION,
         "The entities selected", count=True)),
-    openapi_extra=api.link_header(),
+    openapi_extra=api.parameters(*FILTER_PARAMS, *VIEW_PARAMS),
 )
-def query_entities(
-    tenant: ReadTenant, store: StoreDep, filt: FilterDep, view: ViewDep, accept: AcceptHeader
-) -> Response:
-    media = negotiate(accept)
-    result = store.query(tenant, filt.query)
+async def query_entities(request: Request) -> Response:
+    tenant = read_tenant(request)
+    ctx = await context_from_link(request)
+    filt = entity_filter(request, ctx)
+    view = view_params(request, ctx.terms)
+    media = negotiate(request.headers.get("accept"))
+    result = await run_in_threadpool(store_of(request).query, tenant, filt.query)
     headers = {}
     if result.count is not None:
         headers["NGSILD-Results-Count"] = str(result.count)
-    data = render_list(result.entities, filt.context, view, media)
-    return ld_response(data, filt.context, media, headers=headers)
+    data = render_list(result.entities, ctx, view, media)
+    return ld_response(data, ctx, media, headers=headers)
 
 
 @router.get(
@@ -103,18 +128,14 @@ def query_entities(
     summary="Retrieve an entity",
     responses=api.responses(400, 404, 406, status_200=api.entity_content(
         api.ENTITY_OUT, api.FEATURE, "The entity")),
-    openapi_extra=api.link_header(),
+    openapi_extra=api.parameters(*VIEW_PARAMS),
 )
-def retrieve_entity(
-    entityId: EntityId,
-    tenant: ReadTenant,
-    store: StoreDep,
-    ctx: LinkContext,
-    view: ViewDep,
-    accept: AcceptHeader,
-) -> Response:
-    media = negotiate(accept)
-    entity = store.get(tenant, check_entity_id(entityId))
+async def retrieve_entity(entityId: EntityId, request: Request) -> Response:
+    tenant = read_tenant(request)
+    ctx = await context_from_link(request)
+    view = view_params(request, ctx.terms)
+    media = negotiate(request.headers.get("accept"))
+    entity = await point_read(request, store_of(request).get, tenant, check_entity_id(entityId))
     if entity is None:
         raise ResourceNotFound(f"entity {entityId} does not exist", instance=entityId)
     if view.render.attrs is not None and not any(a in entity["attrs"] for a in view.render.attrs):
@@ -138,7 +159,8 @@ async def replace_entity(
         body.setdefault("id", entityId)
         if body["id"] != entityId:
             raise BadRequestData("the id in the body differs from the id in the URL")
-    service.replace(tenant, parse_entity(body, ctx.terms, require_type=False))
+    await run_in_threadpool(service.replace, tenant,
+                            parse_entity(body, ctx.terms, require_type=False))
     return Response(status_code=204)
 
 
@@ -160,7 +182,7 @@ async def merge_entity(
         if body["id"] != entityId:
             raise BadRequestData("the id in the body differs from the id in the URL")
     patch = parse_entity(body, ctx.terms, require_type=False, allow_null=True)
-    service.merge(tenant, check_entity_id(entityId), patch)
+    await run_in_threadpool(service.merge, tenant, check_entity_id(entityId), patch)
     return Response(status_code=204)
 
 
@@ -200,7 +222,8 @@ async def append_attrs(
     body, ctx = await _attributes_body(request)
     overwrite = "noOverwrite" not in parse_options(options)
     attrs = parse_attributes(body, ctx.terms)
-    result = service.append_attrs(tenant, check_entity_id(entityId), attrs, overwrite=overwrite)
+    result = await run_in_threadpool(service.append_attrs, tenant, check_entity_id(entityId),
+                                     attrs, overwrite=overwrite)
     return update_result_response(result, ctx)
 
 
@@ -216,8 +239,8 @@ async def update_attrs(
     entityId: EntityId, request: Request, tenant: WriteTenant, service: ServiceDep
 ) -> Response:
     body, ctx = await _attributes_body(request)
-    result = service.update_attrs(tenant, check_entity_id(entityId),
-                                  parse_attributes(body, ctx.terms))
+    result = await run_in_threadpool(service.update_attrs, tenant, check_entity_id(entityId),
+                                     parse_attributes(body, ctx.terms))
     return update_result_response(result, ctx)
 
 
@@ -226,15 +249,14 @@ async def update_attrs(
     status_code=204,
     summary="Partial attribute update",
     responses=api.responses(400, 404, 415, 503),
-    openapi_extra=api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change"),
+    openapi_extra={
+        **api.request_body(api.ATTRIBUTE_FRAGMENT, "Members of the attribute to change",
+                           link=False),
+        **api.parameters(),
+    },
 )
-async def partial_update_attr(
-    entityId: EntityId,
-    attrId: str,
-    request: Request,
-    tenant: WriteTenant,
-    service: ServiceDep,
-) -> Response:
+async def partial_update_attr(entityId: EntityId, attrId: str, request: Request) -> Response:
+    tenant = write_tenant(request)
     body, ctx = await read_json(request)
     iri = ctx.terms.expand_term(attrId)
     fragment = strip_context(body)
@@ -243,8 +265,9 @@ async def partial_update_attr(
     if "type" not in fragment and not {"value", "object", "languageMap", "valueList",
                                        "objectList", "vocab", "json"} & fragment.keys():
         raise BadRequestData("a partial update needs a value (or object, languageMap, ...)")
-    service.partial_update_attr(tenant, check_entity_id(entityId), iri,
-                                parse_attribute(iri, fragment, ctx.terms))
+    await run_in_threadpool(service_of(request).partial_update_attr, tenant,
+                            check_entity_id(entityId), iri,
+                            parse_attribute(iri, fragment, ctx.terms))
     return Response(status_code=204)
 
 
@@ -264,8 +287,8 @@ async def replace_attr(
 ) -> Response:
     body, ctx = await read_json(request)
     iri = ctx.terms.expand_term(attrId)
-    service.replace_attr(tenant, check_entity_id(entityId), iri,
-                         parse_attribute(iri, strip_context(body), ctx.terms))
+    await run_in_threadpool(service.replace_attr, tenant, check_entity_id(entityId), iri,
+                            parse_attribute(iri, strip_context(body), ctx.terms))
     return Response(status_code=204)
 
 

@@ -19,7 +19,7 @@ from cityhub.ngsild.jsonld import JSON, JSONLD, media_type, parse_json_body
 router = APIRouter(prefix="/jsonldContexts", tags=["jsonldContexts"])
 
 
-def get_registry(request: Request) -> ContextRegistry:
+async def get_registry(request: Request) -> ContextRegistry:
     registry = getattr(request.app.state, "contexts", None)
     if not isinstance(registry, ContextRegistry):
         raise RuntimeError("app.state.contexts must hold the hub's ContextRegistry")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
+from cityhub.api.auth import owned_subscriptions
 from cityhub.api.deps import ReadTenant, WriteTenant
 from cityhub.api.ldio import AcceptHeader, LinkContext, ld_response, negotiate, read_json
 from cityhub.api.query_params import MAX_OFFSET
@@ -41,9 +42,10 @@ _MANY = api.json_content({"type": "array", "items": SUBSCRIPTION}, "A page of su
                          api.JSON, api.LD_JSON)
 
 
-def get_subscriptions(request: Request) -> SubscriptionStore:
+async def get_subscriptions(request: Request) -> SubscriptionStore:
     subscriptions: SubscriptionStore = request.app.state.subscriptions
-    return subscriptions
+    owned: SubscriptionStore = owned_subscriptions(request, subscriptions)  # the principal's
+    return owned
 
 
 SubscriptionsDep = Annotated[SubscriptionStore, Depends(get_subscriptions)]

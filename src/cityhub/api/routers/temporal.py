@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
+from cityhub.api.auth import guarded_temporal
 from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant
 from cityhub.api.ldio import (
     AcceptHeader,
@@ -23,6 +24,7 @@ from cityhub.api.ldio import (
     strip_context,
 )
 from cityhub.api.query_params import (
+    FILTER_PARAMS,
     MAX_OFFSET,
     FilterDep,
     build_query,
@@ -80,17 +82,18 @@ _MANY = api.entity_content({"type": "array", "items": api.ENTITY_OUT}, None,
                            "The entities' temporal evolution" + _ANSWER)
 
 
-def get_temporal(request: Request) -> TemporalStore:
+async def get_temporal(request: Request) -> TemporalStore:
     """The app's history reader, made on first use around the app's store."""
     state = request.app.state
     with _LOCK:
         temporal: TemporalStore | None = getattr(state, "temporal", None)
         if temporal is None:
             temporal = state.temporal = TemporalStore(state.store, clock=state.service.clock)
-    return temporal
+    guarded: TemporalStore = guarded_temporal(request, temporal)  # the principal's view
+    return guarded
 
 
-def temporal_query(
+async def temporal_query(
     timerel: Annotated[str | None, Query(description="before, after or between")] = None,
     time_at: Annotated[str | None, Query(alias="timeAt", description="ISO 8601 instant")] = None,
     end_time_at: Annotated[str | None, Query(alias="endTimeAt",
@@ -145,7 +148,8 @@ def _query_entities(
 
 
 @router.get("/entities", summary="Query the temporal evolution of entities",
-            responses=api.responses(400, 404, 406, status_200=_MANY, status_206=_MANY))
+            responses=api.responses(400, 404, 406, status_200=_MANY, status_206=_MANY),
+            openapi_extra={"parameters": list(FILTER_PARAMS)})
 def query_temporal(
     tenant: ReadTenant, store: StoreDep, temporal: TemporalDep, filt: FilterDep,
     query: TemporalQueryDep, accept: AcceptHeader,

@@ -44,6 +44,7 @@ from cityhub.ngsild.query.evaluate import matches, scope_matches, type_matches
 from cityhub.ngsild.query.expand import expand
 from cityhub.ngsild.query.index import INDEX_COLUMNS, IndexRow, index_ddl, index_rows
 from cityhub.ngsild.query.parser import parse_q, parse_scope_q, parse_type_expr
+from cityhub.ngsild.query.plan import needs_recheck
 from cityhub.ngsild.query.sql import compile_q, compile_scope, compile_type, sqlite_regexp
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "index_ddl",
     "index_rows",
     "matches",
+    "needs_recheck",
     "parse_q",
     "parse_scope_q",
     "parse_type_expr",

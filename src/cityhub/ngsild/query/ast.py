@@ -21,6 +21,9 @@ from cityhub.ngsild.query.values import compiled_pattern, instant_text, time_tex
 
 # Members of an attribute instance that a dotted path may end with (not expanded).
 CORE_MEMBERS = frozenset({"observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId"})
+# The system timestamps the hub stamps on every attribute instance: not in attr_index (each
+# would cost two index rows per attribute on every write); see plan.unindexed.
+SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt"})
 
 NAME_PATTERN = r"[^\W\d][\w:]*"
 MEMBER_PATTERN = r"[\w$@:\-]+"

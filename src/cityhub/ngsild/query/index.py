@@ -6,11 +6,14 @@ of a readable key such as `["https://ex.org/speed","observedAt"]`), or TYPE_KEY 
 (plan.py) for the entity's types and scopes. `kind`, `num` and `txt` are a leaf (values.py);
 a node with no scalar leaf gets one row of kind "x" so that existence tests see it.
 
-Every write deletes an entity's rows and inserts the new ones, so a row costs as little to
-write as the queries allow: an integer path, and one value index `(tenant, path, kind, num,
-txt)` instead of one per value column. It serves every term sql.py emits: existence uses
-`(tenant, path)`, numbers `(tenant, path, kind, num)`, and strings, instants and times
-`(tenant, path, kind, num IS NULL, txt)` (their num is always NULL). The store deletes rows
+A write touches only the rows that changed (the store diffs an entity's stored rows against
+the new ones), and a row costs as little to write as the queries allow: an integer path, and
+one value index `(tenant, path, kind, num, txt, eid)` instead of one per value column. It
+serves every term sql.py emits: existence uses `(tenant, path)`, numbers `(tenant, path,
+kind, num)`, and strings, instants and times `(tenant, path, kind, num IS NULL, txt)` (their
+num is always NULL). Ending in eid makes it a covering index: a lookup and the intersection
+of several lookups read the index alone, never the table rows (at a million entities, the
+table reads were most of a selective query's time). The store deletes rows
 by eid itself (for updated and deleted entities), so there is no foreign key to check on
 every inserted row. PostgreSQL indexes `left(txt, 150)` rather than txt, because a B-tree
 entry must stay under about 2.7 kB and string values may be longer; sql.py adds the
@@ -66,7 +69,7 @@ def index_ddl(dialect: Dialect) -> list[str]:
         "kind TEXT NOT NULL, "
         f"num {num}, "
         f"txt {txt})",
-        "CREATE INDEX IF NOT EXISTS attr_index_value "
-        f"ON attr_index (tenant, path, kind, num, {txt_key})",
+        "CREATE INDEX IF NOT EXISTS attr_index_lookup "
+        f"ON attr_index (tenant, path, kind, num, {txt_key}, eid)",
         "CREATE INDEX IF NOT EXISTS attr_index_eid ON attr_index (eid)",
     ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cityhub.ngsild.query.ast import (
+    SYSTEM_MEMBERS,
     And,
     Bool,
     Comparable,
@@ -159,6 +160,28 @@ def _compare(term: Compare) -> Plan:
         return Has(key, path, (LeafTest(kinds, column, _ORDERING[term.op], (operand,)),))
     equal = Has(key, path, _equal_tests(value))
     return equal if term.op is Op.EQ else AllOf((exists, Not(equal)))
+
+
+def unindexed(plan: Has) -> bool:
+    """Whether a lookup tests an attribute's createdAt or modifiedAt, which attr_index does
+    not hold (SYSTEM_MEMBERS): SQL can only narrow such a term to the entities that have
+    the attribute, and the store tests the candidates with the evaluator (`needs_recheck`)."""
+    return plan.path is not None and plan.path.core in SYSTEM_MEMBERS
+
+
+def _has_unindexed(plan: Plan) -> bool:
+    if isinstance(plan, Has):
+        return unindexed(plan)
+    if isinstance(plan, Not):
+        return _has_unindexed(plan.item)
+    return any(_has_unindexed(item) for item in plan.items)
+
+
+@lru_cache(maxsize=1024)
+def needs_recheck(expr: QExpr) -> bool:
+    """Whether the SQL of a q expression selects a superset of its matches (it tests an
+    attribute's createdAt or modifiedAt), so that candidates must pass `matches` too."""
+    return _has_unindexed(plan_q(expr))
 
 
 @lru_cache(maxsize=1024)

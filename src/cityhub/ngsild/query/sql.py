@@ -15,6 +15,10 @@ correlate on `{alias}.tenant`, which PostgreSQL runs as one subplan per entity r
 for the same query). Either way a term only sees rows of the entity's own eid, so tenants
 cannot leak into each other.
 
+An attribute's createdAt and modifiedAt are not indexed (plan.unindexed): a q testing them
+compiles to a superset of its matches, and `needs_recheck(expr)` says so; the caller tests
+the candidates with `matches`.
+
 Placeholders are positional `?` (the PostgreSQL adapter rewrites them to `%s`); the SQL
 text never contains a literal `?` or `%` and every user value is a parameter.
 
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import re
 
-from cityhub.ngsild.query.ast import QExpr, ScopeExpr, TypeExpr
+from cityhub.ngsild.query.ast import Path, QExpr, ScopeExpr, TypeExpr
 from cityhub.ngsild.query.index import TXT_PREFIX, Dialect
 from cityhub.ngsild.query.plan import (
     AllOf,
@@ -42,7 +46,9 @@ from cityhub.ngsild.query.plan import (
     plan_q,
     plan_scope,
     plan_type,
+    unindexed,
 )
+from cityhub.ngsild.query.targets import key_of
 from cityhub.ngsild.query.values import compiled_pattern
 
 _SYMBOL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -93,36 +99,51 @@ class _Compiler:
 
     def plan(self, plan: Plan) -> tuple[str, list[object]]:
         params: list[object] = []
-        return self._plan(plan, params), params
+        return self._plan(plan, params, True), params
 
-    def _plan(self, plan: Plan, params: list[object]) -> str:
+    def _plan(self, plan: Plan, params: list[object], positive: bool) -> str:
+        """SQL of a plan; `positive` is false under an odd number of NOTs (see `_has`)."""
         if isinstance(plan, Has):
-            return self._has(plan, params)
+            return self._has(plan, params, positive)
         if isinstance(plan, Not):
-            return f"NOT ({self._plan(plan.item, params)})"
+            return f"NOT ({self._plan(plan.item, params, not positive)})"
         assert isinstance(plan, AllOf | AnyOf)
         if isinstance(plan, AllOf):
-            return self._all_of(plan, params)
-        return "(" + " OR ".join(self._plan(item, params) for item in plan.items) + ")"
+            return self._all_of(plan, params, positive)
+        return "(" + " OR ".join(self._plan(item, params, positive)
+                                 for item in plan.items) + ")"
 
-    def _all_of(self, plan: AllOf, params: list[object]) -> str:
+    def _all_of(self, plan: AllOf, params: list[object], positive: bool) -> str:
         """AND. Two or more positive index lookups are nested into one intersection inside the
         index, so only entity rows that pass all of them are read (not every row the first
         lookup finds: with large documents that was most of a selective query's time)."""
-        lookups = [item for item in plan.items if isinstance(item, Has) and item.key is not None]
+        lookups = [item for item in plan.items
+                   if isinstance(item, Has) and item.key is not None and not unindexed(item)]
         if len(lookups) < 2:
-            return "(" + " AND ".join(self._plan(item, params) for item in plan.items) + ")"
+            return "(" + " AND ".join(self._plan(item, params, positive)
+                                      for item in plan.items) + ")"
         wheres = [self._has_where(lookup, params) for lookup in lookups]
         nested = f"SELECT eid FROM attr_index WHERE {wheres[-1]}"
         for where in reversed(wheres[:-1]):
             nested = f"SELECT eid FROM attr_index WHERE {where} AND eid IN ({nested})"
         parts = [f"{self.alias}.eid IN ({nested})"]
-        parts += [self._plan(item, params) for item in plan.items if item not in lookups]
+        parts += [self._plan(item, params, positive)
+                  for item in plan.items if item not in lookups]
         return "(" + " AND ".join(parts) + ")"
 
-    def _has(self, plan: Has, params: list[object]) -> str:
+    def _has(self, plan: Has, params: list[object], positive: bool) -> str:
         if plan.key is None:
             return "1 = 0"
+        if unindexed(plan):
+            # Not in the index: widen to "the attribute instance exists" where the term
+            # counts positively, and to false under NOT, so the whole expression selects a
+            # superset of its matches (the store re-tests candidates: needs_recheck).
+            assert plan.path is not None
+            if not positive:
+                return "1 = 0"
+            plan = Has(key_of(Path(plan.path.attr, plan.path.sub[:-1])), None)
+            if plan.key is None:
+                return "1 = 0"
         where = self._has_where(plan, params)
         return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"
 

@@ -4,7 +4,9 @@ A *node* is one place a path can address: an attribute instance's target value, 
 core members (observedAt, unitCode, datasetId, createdAt, modifiedAt), a sub-attribute's
 target value, or a member inside a compound value. Every instance of a multi-instance
 attribute (datasetId) contributes its own nodes. The evaluator asks `nodes(entity, path)`;
-the index stores `walk(entity)`; both go through `_seed`, so they see the same nodes.
+the index stores `walk(entity)`; both go through `_seed`, so they see the same nodes, except
+that `walk` leaves out the system timestamps (createdAt, modifiedAt) of attributes: those are
+tested on the candidate entities in memory (plan.unindexed).
 
 Target values (clause 4.9): Property, GeoProperty -> value; Relationship -> object;
 ListRelationship -> the objects of objectList; LanguageProperty -> every string of the
@@ -24,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from cityhub.ngsild.model import VALUE_MEMBER, Entity
-from cityhub.ngsild.query.ast import CORE_MEMBERS, Path
+from cityhub.ngsild.query.ast import CORE_MEMBERS, SYSTEM_MEMBERS, Path
 from cityhub.ngsild.query.values import Leaf, value_leaves
 
 MAX_KEY = 300
@@ -34,6 +36,7 @@ OBJECT = "object"
 LANGUAGE = "language"
 
 Node = tuple[Any, str]  # (value, mode)
+INDEXED_MEMBERS = CORE_MEMBERS - SYSTEM_MEMBERS
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -158,7 +161,7 @@ def walk(entity: Entity) -> Iterator[tuple[int, Node]]:
             continue
         value, mode = _seed(instance)
         yield key, (value, mode)
-        for core in CORE_MEMBERS.intersection(instance):
+        for core in INDEXED_MEMBERS.intersection(instance):
             core_key = path_key((*segments, core))
             if core_key is not None:
                 yield core_key, (instance[core], PLAIN)

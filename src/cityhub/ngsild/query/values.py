@@ -161,6 +161,14 @@ def _temporal_leaf(text: str) -> Leaf | None:
 
 def scalar_leaves(item: Any, relationship: bool, out: list[Leaf]) -> None:
     """Append the leaves of one JSON item (a scalar yields one or two, anything else none)."""
+    exact = type(item)  # the common cases first: this runs for every leaf of every write
+    if exact is float:
+        if math.isfinite(item):
+            out.append((NUMBER, item, None))
+        return
+    if exact is str and (relationship or not item[:2].isdigit()):
+        out.append((OBJECT if relationship else STRING, None, item))
+        return
     if isinstance(item, dict) and "@value" in item:  # a JSON-LD typed literal
         item = item["@value"]
     if isinstance(item, bool):

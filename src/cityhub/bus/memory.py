@@ -1,0 +1,71 @@
+"""The in-process bus (embedded default): durable names share deliveries round-robin, a failing
+handler gets the message again after a pause, repeated message ids are dropped (last 100,000)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+from cityhub.bus.port import BusMessage, Handler, subject_matches
+
+log = logging.getLogger(__name__)
+RETRY_S = 0.5
+DEDUPE_WINDOW = 100_000
+
+
+class _Durable:
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.queue: asyncio.Queue[BusMessage] = asyncio.Queue()
+        self.workers: list[asyncio.Task[None]] = []
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._durables: dict[str, _Durable] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._closed = False
+
+    async def connect(self) -> None:
+        return None
+
+    async def publish(self, subject: str, data: bytes, msg_id: str | None = None) -> None:
+        if self._closed:
+            raise RuntimeError("the bus is closed")
+        if msg_id is not None:
+            if msg_id in self._seen:
+                return
+            self._seen[msg_id] = None
+            if len(self._seen) > DEDUPE_WINDOW:
+                self._seen.popitem(last=False)
+        message = BusMessage(subject, data, msg_id)
+        for durable in self._durables.values():
+            if subject_matches(durable.subject, subject):
+                durable.queue.put_nowait(message)
+
+    async def publish_many(self, items: list[BusMessage]) -> None:
+        for item in items:
+            await self.publish(item.subject, item.data, item.msg_id)
+
+    async def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
+        group = self._durables.setdefault(durable, _Durable(subject))
+        group.workers.append(asyncio.create_task(self._work(group, handler)))
+
+    async def _work(self, group: _Durable, handler: Handler) -> None:
+        while True:
+            message = await group.queue.get()
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("event=bus_handler_failed subject=%s", message.subject)
+                await asyncio.sleep(RETRY_S)
+                group.queue.put_nowait(message)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [t for d in self._durables.values() for t in d.workers]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._durables.clear()

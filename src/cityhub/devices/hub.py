@@ -1,0 +1,300 @@
+"""The hub side of devices: the registry (devices are also Device entities) and idempotent
+ingestion of measurements into entity history, with dead letters for whatever is refused.
+
+Idempotence: every accepted message id is recorded in `ingest_seen` inside the same store
+transaction that writes its history (a change listener of the store runs the insert), so a
+retried batch adds nothing twice. All messages of a device map to one entity, whose write lock
+serialises concurrent batches of that device across hub processes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cityhub.devices import tables
+from cityhub.devices.credentials import new_token, token_digest, token_matches
+from cityhub.devices.messages import DECODERS, Measurement, Rejected, decode, format_utc, validate
+from cityhub.devices.registry import (
+    DeviceRecord,
+    InvalidDevice,
+    alert_entity,
+    check_registration,
+    device_entity,
+    measurement_entity,
+)
+from cityhub.store.database import Connection
+from cityhub.store.port import Change
+from cityhub.store.service import Clock, EntityService, utc_now
+from cityhub.store.sql import SqlStore
+from cityhub.store.temporal import TemporalStore
+
+log = logging.getLogger(__name__)
+Action = Callable[[Connection], None]
+
+
+class UnknownDevice(LookupError):
+    pass
+
+
+class AlreadyRegistered(ValueError):
+    pass
+
+
+class _Raced(Exception):
+    """Another process recorded some of these message ids first: retry without them."""
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.reasons.extend(other.reasons)
+
+
+class DeviceHub:
+    """Registry and ingestion on the hub's store (see module docstring)."""
+
+    def __init__(self, store: SqlStore, clock: Clock = utc_now) -> None:
+        self.store, self.db, self.clock = store, store.db, clock
+        tables.ensure_schema(self.db)
+        self.service = EntityService(store, clock)
+        self.temporal = TemporalStore(store, clock)
+        self._pending: contextvars.ContextVar[Action | None] = contextvars.ContextVar(
+            f"device_pending_{id(self)}", default=None)
+        store.listeners.append(self._run_pending)
+
+    def close(self) -> None:
+        for listener in (self._run_pending, self.temporal._run_pending):
+            if listener in self.store.listeners:
+                self.store.listeners.remove(listener)
+
+    def _run_pending(self, conn: Connection, _changes: list[Change]) -> None:
+        action = self._pending.get()
+        if action is not None:
+            action(conn)
+
+    def _now(self) -> datetime:
+        return self.clock()
+
+    # -- registry -------------------------------------------------------------------------------
+
+    def register(self, tenant: str, device_id: str, type_name: str, owner: str,
+                 longitude: float, latitude: float, decoder: str = "json") -> tuple[
+                     DeviceRecord, str]:
+        """Add a device; returns it and its token (shown once, stored as a digest)."""
+        check_registration(device_id, type_name, owner, longitude, latitude, decoder,
+                           set(DECODERS))
+        token = new_token()
+        record = DeviceRecord(tenant, device_id, type_name, owner, longitude, latitude,
+                              token_digest(token), decoder)
+        now = format_utc(self._now())
+
+        def add(conn: Connection) -> None:
+            if tables.device_exists(conn, tenant, device_id):
+                raise AlreadyRegistered(f"device {device_id} is already registered")
+            tables.insert_device(conn, record, now)
+
+        self._with_entity(tenant, record, add)
+        log.info("event=device_registered tenant=%s device=%s type=%s owner=%s", tenant,
+                 device_id, type_name, owner)
+        return record, token
+
+    def _with_entity(self, tenant: str, record: DeviceRecord, action: Action) -> None:
+        """Write the Device entity and run `action` in the same transaction."""
+        token = self._pending.set(action)
+        try:
+            self.service.batch(tenant, "upsert", [device_entity(record)], replace=False)
+        finally:
+            self._pending.reset(token)
+
+    def get(self, tenant: str, device_id: str) -> DeviceRecord:
+        with self.db.transaction(write=False) as conn:
+            found = tables.devices(conn, tenant, [device_id])
+        if not found:
+            raise UnknownDevice(f"device {device_id} is not registered")
+        return found[0]
+
+    def devices(self, tenant: str | None, limit: int = 1000, offset: int = 0
+                ) -> list[DeviceRecord]:
+        with self.db.transaction(write=False) as conn:
+            return tables.devices(conn, tenant, None, limit, offset)
+
+    def set_state(self, tenant: str, device_id: str, state: str) -> DeviceRecord:
+        """Revoke (state "revoked") or reinstate ("ok") a device."""
+        if state not in ("ok", "revoked"):
+            raise InvalidDevice("state must be ok or revoked")
+        record = self.get(tenant, device_id)
+        record.state = state
+        self._with_entity(tenant, record, lambda conn: tables.set_device(
+            conn, tenant, device_id, state=state))
+        log.info("event=device_state tenant=%s device=%s state=%s", tenant, device_id, state)
+        return record
+
+    def rotate(self, tenant: str, device_id: str) -> str:
+        """A new token for the device; the old one stops working."""
+        self.get(tenant, device_id)
+        token = new_token()
+        with self.db.transaction(write=True) as conn:
+            tables.set_device(conn, tenant, device_id, credential=token_digest(token))
+        return token
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    def dead_letter(self, letters: list[tuple[str, str, str, str, bytes]]) -> None:
+        if not letters:
+            return
+        with self.db.transaction(write=True) as conn:
+            tables.add_dead_letters(conn, letters, format_utc(self._now()))
+        for tenant, device, source, reason, _raw in letters[:5]:
+            log.info("event=dead_letter tenant=%s device=%s source=%s reason=%r", tenant,
+                     device, source, reason)
+
+    def dead_letters(self, tenant: str, limit: int = 100, offset: int = 0,
+                     device_id: str | None = None) -> tuple[list[dict[str, object]], int]:
+        with self.db.transaction(write=False) as conn:
+            return (tables.dead_letters(conn, tenant, limit, offset, device_id),
+                    tables.count_dead_letters(conn, tenant))
+
+    # -- ingestion ------------------------------------------------------------------------------
+
+    def ingest_raw(self, tenant: str, device_id: str, raw: bytes, key: str | None,
+                   source: str) -> IngestResult:
+        """A message straight from a device (HTTP or the hub's MQTT intake): authenticate with
+        `key` (else the envelope's `key`), decode, validate, ingest; refused ones dead-letter."""
+        try:
+            with self.db.transaction(write=False) as conn:
+                found = tables.devices(conn, tenant, [device_id])
+            if not found:
+                raise Rejected(f"unknown device {device_id[:64]!r}")
+            record = found[0]
+            envelope = decode(raw, record.decoder)
+            if not token_matches(key if key is not None else envelope.get("key"),
+                                 record.credential):
+                raise Rejected("bad or missing device credential")
+            if record.state == "revoked":
+                raise Rejected("device is revoked")
+            measurement = validate(envelope, record.kind, tenant, device_id, raw, self._now())
+        except Rejected as refused:
+            self.dead_letter([(tenant, device_id, source, refused.reason, raw)])
+            return IngestResult(rejected=1, reasons=[refused.reason])
+        return self.ingest(tenant, [measurement], source)
+
+    def ingest(self, tenant: str, measurements: Iterable[Measurement], source: str
+               ) -> IngestResult:
+        """Measurements already authenticated and validated (by an edge agent): each message id
+        lands once; unknown or revoked devices dead-letter."""
+        groups: dict[str, list[Measurement]] = {}
+        for measurement in measurements:
+            groups.setdefault(measurement.device_id, []).append(measurement)
+        result = IngestResult()
+        with self.db.transaction(write=False) as conn:
+            records = {r.device_id: r for r in tables.devices(conn, tenant, sorted(groups))}
+        refused: list[tuple[str, str, str, str, bytes]] = []
+        seen_devices: list[DeviceRecord] = []
+        for device_id, items in groups.items():
+            record = records.get(device_id)
+            reason = ("unknown device" if record is None else
+                      "device is revoked" if record.state == "revoked" else None)
+            if reason is not None or record is None:
+                refused.extend((tenant, device_id, source, reason or "", _raw(m)) for m in items)
+                result.rejected += len(items)
+                continue
+            result.add(self._ingest_device(record, items))
+            seen_devices.append(record)
+        self.dead_letter(refused)
+        self._touch(tenant, seen_devices)
+        return result
+
+    def _ingest_device(self, record: DeviceRecord, items: list[Measurement]) -> IngestResult:
+        unique = list({m.message_id: m for m in items}.values())
+        result = IngestResult(duplicates=len(items) - len(unique))
+        for _attempt in range(3):
+            with self.db.transaction(write=False) as conn:
+                held = tables.seen_ids(conn, record.tenant, record.device_id,
+                                       [m.message_id for m in unique])
+            fresh = [m for m in unique if m.message_id not in held]
+            if not fresh:
+                result.duplicates += len(unique)
+                return result
+            ids, now = [m.message_id for m in fresh], format_utc(self._now())
+
+            def record_seen(conn: Connection, ids: list[str] = ids, now: str = now) -> None:
+                if tables.seen_ids(conn, record.tenant, record.device_id, ids):
+                    raise _Raced
+                tables.mark_seen(conn, record.tenant, record.device_id, ids, now)
+
+            token = self._pending.set(record_seen)
+            try:
+                self.temporal.upsert(record.tenant, measurement_entity(record, fresh))
+            except _Raced:
+                continue
+            finally:
+                self._pending.reset(token)
+            result.accepted += len(fresh)
+            result.duplicates += len(unique) - len(fresh)
+            return result
+        raise RuntimeError("message ids kept racing")  # pragma: no cover - needs 3 lost races
+
+    def _touch(self, tenant: str, records: list[DeviceRecord]) -> None:
+        """Last-seen state: the Device entity's dateLastValueReported and the registry row."""
+        if not records:
+            return
+        now = format_utc(self._now())
+        for record in records:
+            record.last_seen = now
+
+        def stamp(conn: Connection) -> None:
+            for record in records:
+                tables.set_device(conn, tenant, record.device_id, last_seen=now)
+
+        token = self._pending.set(stamp)
+        try:
+            self.service.batch(tenant, "upsert", [device_entity(r) for r in records],
+                               replace=False)
+        finally:
+            self._pending.reset(token)
+
+    def raise_alerts(self, tenant: str, alerts: list[dict[str, Any]]) -> int:
+        """Alerts raised by an edge's local rules become Alert entities (ids derived from device,
+        rule and time, so a retried batch writes the same entities)."""
+        with self.db.transaction(write=False) as conn:
+            records = {r.device_id: r for r in tables.devices(
+                conn, tenant, sorted({str(a.get("device")) for a in alerts}))}
+        entities = [alert_entity(records[str(a["device"])], a) for a in alerts
+                    if str(a.get("device")) in records]
+        if entities:
+            self.service.batch(tenant, "upsert", entities)
+        return len(entities)
+
+    def check_key(self, tenant: str, device_id: str, key: str) -> DeviceRecord:
+        """The device if `key` is its token and it is not revoked, else Rejected."""
+        try:
+            record = self.get(tenant, device_id)
+        except UnknownDevice:
+            raise Rejected("unknown device") from None
+        if not token_matches(key, record.credential):
+            raise Rejected("bad or missing device credential")
+        if record.state == "revoked":
+            raise Rejected("device is revoked")
+        return record
+
+
+def _raw(measurement: Measurement) -> bytes:
+    import orjson
+
+    return orjson.dumps(measurement.to_json())
+
+
+__all__ = ["AlreadyRegistered", "DeviceHub", "IngestResult", "InvalidDevice", "UnknownDevice"]
