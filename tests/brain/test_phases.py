@@ -14,7 +14,7 @@ EW = PhaseInfo.from_links("rrrrGGGG", LINKS)
 
 
 def _obs(lanes: dict[str, LaneState], phase: int = 0) -> JunctionObservation:
-    return JunctionObservation("J", 0.0, (NS, EW), lanes, phase, 30.0)
+    return JunctionObservation("J", 0.0, (NS, EW), lanes, phase, 15.0)
 
 
 def test_phases_know_their_protected_movements() -> None:
@@ -61,3 +61,6 @@ def test_cityhub_gaps_out_when_its_green_is_no_longer_used() -> None:
     # While the green still discharges a queue, a similar demand elsewhere does not switch it.
     lanes = {"n": LaneState(3, 4), "e": LaneState(3, 3)}
     assert cityhub.choose(_obs(lanes)) == 0
+    # ... until its maximum green (25 s) while the other phase waits.
+    late = JunctionObservation("J", 0.0, (NS, EW), lanes, 0, 25.0)
+    assert cityhub.choose(late) == 1

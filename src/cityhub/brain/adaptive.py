@@ -42,7 +42,7 @@ class CityhubAdaptive(Controller):
         "switch_ratio": 0.2,
         "hold_s": 10.0,
         "spill_fill": 0.9,
-        "max_green_s": 90.0,
+        "max_green_s": 25.0,
         "min_green_s": 5.0,
     }
 
