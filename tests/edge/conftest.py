@@ -1,5 +1,6 @@
-"""Real processes for the edge tests: a hub (`cityhub serve`), edge agents (`cityhub edge`),
-a private Mosquitto when a test restarts the broker, and MQTT publishers with QoS 1."""
+"""Real processes for the edge tests: a hub (`cityhub serve`, authentication on, edge agents
+let in with the edge token), edge agents (`cityhub edge`), a private Mosquitto when a test
+restarts the broker, and MQTT publishers with QoS 1."""
 
 from __future__ import annotations
 
@@ -39,6 +40,29 @@ def wait_for(check: Any, timeout: float, what: str, every: float = 0.1) -> Any:
         time.sleep(every)
 
 
+EDGE_TOKEN = "edge-test-token"
+
+
+def steward_headers(store_url: str) -> dict[str, str]:
+    """A steward's bearer token from the built-in issuer in the hub's store (made before the
+    hub starts: the hub trusts its own issuer's keys)."""
+    from cityhub.config import Settings
+    from cityhub.governance.datasets import Tier
+    from cityhub.governance.identity import PrincipalKind
+    from cityhub.governance.issuer import BuiltinIssuer
+    from cityhub.store.sql import SqlStore
+
+    settings = Settings(store_url=store_url)
+    store = SqlStore.open(store_url)
+    try:
+        issuer = BuiltinIssuer(store.db, settings.auth_issuer, settings.auth_audience)
+        issuer.add_department("bureau")
+        issuer.add_account("edge-tests", PrincipalKind.STAFF, "bureau", ("steward",), Tier.CORE)
+        return {"Authorization": f"Bearer {issuer.issue('edge-tests')}"}
+    finally:
+        store.close()
+
+
 @dataclass
 class Hub:
     port: int
@@ -46,6 +70,7 @@ class Hub:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -79,7 +104,8 @@ class Hub:
         self.process = None
 
     def register(self, device: str, kind: str, tenant: str) -> str:
-        response = httpx.post(f"{self.url}/devices/v1/devices", headers={"NGSILD-Tenant": tenant},
+        response = httpx.post(f"{self.url}/devices/v1/devices",
+                              headers={"NGSILD-Tenant": tenant, **self.headers},
                               json={"id": device, "type": kind, "owner": "test",
                                     "location": [116.4, 39.9]}, timeout=10)
         assert response.status_code == 201, response.text
@@ -97,7 +123,8 @@ class Hub:
 
     def dead_letters(self, tenant: str) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/ingest/v1/dead-letters",
-                             headers={"NGSILD-Tenant": tenant}, params={"limit": 1000}, timeout=10)
+                             headers={"NGSILD-Tenant": tenant, **self.headers},
+                             params={"limit": 1000}, timeout=10)
         body: dict[str, Any] = response.json()
         return body
 
@@ -106,9 +133,10 @@ def _hub(tmp_path: Path) -> Iterator[Hub]:
     db = tmp_path / "hub.db"
     env = {**os.environ, "CITYHUB_STORE_URL": f"sqlite:///{db}",
            "CITYHUB_DATA_DIR": str(tmp_path / "data"), "CITYHUB_NOTIFY_WORKERS": "0",
-           "CITYHUB_AUTH": "disabled"}  # a loopback hub; access control has its own tests
+           "CITYHUB_AUTH": "enabled", "CITYHUB_EDGE_TOKEN": EDGE_TOKEN}
     env.pop("CITYHUB_BUS_URL", None)
-    running = Hub(free_port("127.0.0.1", 0), db, env, tmp_path / "hub.log")
+    running = Hub(free_port("127.0.0.1", 0), db, env, tmp_path / "hub.log",
+                  headers=steward_headers(f"sqlite:///{db}"))
     running.start()
     yield running
     running.stop()
@@ -133,12 +161,18 @@ class Agent:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        before = self._connections()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [str(BIN / "cityhub"), "edge", "--config", str(self.config)],
                 stdout=out, stderr=subprocess.STDOUT)
-        wait_for(lambda: "event=mqtt_connected" in self.log.read_text(errors="replace")
-                 .split("event=edge_started")[-1], 90, "the agent to connect")
+        # the agent may log its connection before or after edge_started: count them instead
+        wait_for(lambda: self._connections() > before, 90, "the agent to connect")
+
+    def _connections(self) -> int:
+        if not self.log.exists():
+            return 0
+        return self.log.read_text(errors="replace").count("event=mqtt_connected")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -166,6 +200,7 @@ topic = "cityhub/{tenant}/+/up"
 
 [hub]
 url = "{hub_url}"
+token = "{EDGE_TOKEN}"
 transport = "{transport}"
 batch_size = 2000
 retry_max_s = 1.0
@@ -252,6 +287,7 @@ class Device:
     device_id: str
     token: str
     port: int = 1883
+    inflight: int = 20  # QoS 1 publishes awaiting the broker's acknowledgement at once
     sent: list[str] = field(default_factory=list)
     acked: set[int] = field(default_factory=set)
     client: mqtt.Client | None = None
@@ -261,6 +297,7 @@ class Device:
                              client_id=f"dev-{self.device_id}-{uuid.uuid4().hex[:6]}")
         client.on_publish = lambda _c, _u, mid, _r, _p: self.acked.add(mid)
         client.max_queued_messages_set(0)
+        client.max_inflight_messages_set(self.inflight)
         client.connect("127.0.0.1", self.port)
         client.loop_start()
         self.client = client

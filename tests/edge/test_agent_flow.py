@@ -56,7 +56,8 @@ def test_measurements_alerts_and_dead_letters_reach_the_hub(
         assert alerts[0]["severity"] == "high"
         import httpx
         found = wait_for(lambda: httpx.get(f"{hub.url}/ngsi-ld/v1/entities", params={
-            "type": "Alert"}, headers={"NGSILD-Tenant": tenant}).json(), 10, "the Alert entity")
+            "type": "Alert"}, headers={"NGSILD-Tenant": tenant, **hub.headers}).json(), 10,
+            "the Alert entity")
         assert found[0]["alertSource"]["object"] == "urn:ngsi-ld:AirQualityObserved:test:aq-1"
     finally:
         device.close()

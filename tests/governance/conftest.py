@@ -45,6 +45,7 @@ ACCOUNTS: list[tuple[str, PrincipalKind, str, tuple[str, ...], Tier]] = [
     ("sensor-1", PrincipalKind.DEVICE, "transport", (), Tier.PUBLIC),
     ("cora", PrincipalKind.CITIZEN, "", (), Tier.PUBLIC),
     ("stella", PrincipalKind.STAFF, "bureau", ("steward",), Tier.CORE),
+    ("audra", PrincipalKind.STAFF, "bureau", ("auditor",), Tier.PUBLIC),
 ]
 
 

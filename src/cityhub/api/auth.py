@@ -54,6 +54,9 @@ PUBLIC_PATHS = frozenset({
 # Routes whose callers prove themselves with a credential of their own instead of a JWT:
 # devices post measurements with their device token, checked against the device registry.
 DEVICE_CREDENTIAL_PREFIX = "/ingest/v1/devices/"
+# Edge agents forward batches and sync the registry with the edge token (CITYHUB_EDGE_TOKEN)
+# when one is set; without it they need a JWT like any client.
+EDGE_CREDENTIAL_PATHS = frozenset({"/ingest/v1/batch", "/devices/v1/registry"})
 # Public routes that still read a token when one is sent (to show more to a known caller).
 OPTIONAL_AUTH_PATHS = frozenset({"/catalogue/dcat"})
 LOOPBACK = ("127.", "::1", "localhost")
@@ -135,7 +138,7 @@ class AuthMiddleware:
         path: str = scope["path"]
         token = self._header(scope)
         if (path in PUBLIC_PATHS and (token is None or path not in OPTIONAL_AUTH_PATHS)) or \
-                path.startswith(DEVICE_CREDENTIAL_PREFIX):
+                path.startswith(DEVICE_CREDENTIAL_PREFIX) or self._edge_credential(path):
             await self.app(scope, receive, send)
             return
         try:
@@ -149,6 +152,9 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+    def _edge_credential(self, path: str) -> bool:
+        return path in EDGE_CREDENTIAL_PATHS and self.hub.state.settings.edge_token is not None
 
     @staticmethod
     def _header(scope: Scope) -> str | None:

@@ -56,7 +56,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NgsiLdError)
     async def _ngsild(_request: Request, exc: NgsiLdError) -> Response:
-        return problem(exc.status, exc.kind, exc.title, exc.detail, exc.instance)
+        response = problem(exc.status, exc.kind, exc.title, exc.detail, exc.instance)
+        response.headers.update(getattr(exc, "headers", {}))  # e.g. WWW-Authenticate of a 401
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:

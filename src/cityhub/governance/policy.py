@@ -27,7 +27,8 @@ from cityhub.governance.identity import TIER_LEVEL, Principal
 
 log = logging.getLogger(__name__)
 DEFAULT_POLICY_DIR = Path(__file__).parent / "policies"
-ACTIONS = ("read", "write", "delete", "request", "decide", "administer")
+ACTIONS = ("read", "write", "delete", "request", "decide", "administer", "audit", "verify",
+           "aggregate", "score", "inspect", "register")
 DEFAULT_DENY = "default-deny"
 _POLICY_HEAD = re.compile(r'((?:@\w+\("[^"]*"\)\s*)*)\b(permit|forbid)\s*\(')
 _ID = re.compile(r'@id\("([^"]*)"\)')

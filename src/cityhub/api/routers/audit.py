@@ -1,5 +1,9 @@
 """The audit ledger over HTTP: signed tree heads, records, inclusion and consistency proofs
-(RFC 9162), and the data steward's report per dataset. Hashes are hex, signatures base64."""
+(RFC 9162), and the data steward's report per dataset. Hashes are hex, signatures base64.
+
+Signed heads and proofs disclose no record: any authenticated principal but a device may read
+them (action `verify`). Records, signing a head and the steward's report need the `auditor` or
+`steward` role (action `audit`); see policies/services.cedar."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from starlette.responses import Response
 from cityhub.api.deps import WriteTenant
 from cityhub.api.governance_state import DATASET_ID, catalogued
 from cityhub.api.ldio import json_response
+from cityhub.api.service_access import allow, dataset_resource, ledger_resource
 from cityhub.governance.ledger import Ledger, LedgerError
 from cityhub.governance.signing import TreeHead, key_id, public_pem
 from cityhub.governance.steward import steward_report
@@ -50,6 +55,7 @@ def _run(call: Any, *args: Any) -> Any:
 
 @router.get("/head", summary="The latest signed tree head and the ledger's current size")
 def latest_head(request: Request) -> Response:
+    allow(request, "verify", ledger_resource())
     _flush(request)
     ledger = _ledger(request)
     public = request.app.state.audit_key.public_key()
@@ -59,6 +65,7 @@ def latest_head(request: Request) -> Response:
 
 @router.post("/head", summary="Sign a tree head now over every record so far")
 def sign_head(request: Request) -> Response:
+    allow(request, "audit", ledger_resource())
     _flush(request)
     head = _ledger(request).sign(request.app.state.audit_key)
     return json_response(_head(head), status=201)
@@ -66,6 +73,7 @@ def sign_head(request: Request) -> Response:
 
 @router.get("/heads", summary="Every signed tree head, oldest first")
 def heads(request: Request) -> Response:
+    allow(request, "verify", ledger_resource())
     return json_response([_head(h) for h in _ledger(request).heads()])
 
 
@@ -75,6 +83,7 @@ def leaves(
     start: Annotated[int, Query(ge=0, le=2**62, description="First index")] = 0,
     end: Annotated[int | None, Query(ge=0, le=2**62, description="Index past the last")] = None,
 ) -> Response:
+    allow(request, "audit", ledger_resource())
     _flush(request)
     stop = min(end if end is not None else start + 100, start + MAX_LEAVES)
     return json_response([{"index": leaf.index, "leafHash": leaf.leaf_hash,
@@ -90,6 +99,7 @@ def inclusion(
     size: Annotated[int | None, Query(ge=1, le=2**62, description="Tree size (default: the "
                                       "latest signed head's)")] = None,
 ) -> Response:
+    allow(request, "verify", ledger_resource())
     _flush(request)
     ledger = _ledger(request)
     if (index is None) == (leaf_hash is None):
@@ -117,6 +127,7 @@ def consistency(
     first: Annotated[int, Query(ge=0, le=2**62, description="The older tree size")],
     second: Annotated[int, Query(ge=0, le=2**62, description="The newer tree size")],
 ) -> Response:
+    allow(request, "verify", ledger_resource())
     _flush(request)
     ledger = _ledger(request)
     path = _run(ledger.consistency, first, second)
@@ -134,6 +145,6 @@ def report(
     dataset: Annotated[str, Path(pattern=DATASET_ID, description="Dataset id")],
     recent: Annotated[int, Query(ge=0, le=1000, description="Latest events listed")] = 50,
 ) -> Response:
+    allow(request, "audit", dataset_resource(tenant, catalogued(request, tenant, dataset)))
     _flush(request)
-    catalogued(request, tenant, dataset)
     return json_response(steward_report(_ledger(request), tenant, dataset, recent))

@@ -1,4 +1,7 @@
-"""/ingest/v1/dead-letters: messages the hub or an edge refused, newest first, with the reason."""
+"""/ingest/v1/dead-letters: messages the hub or an edge refused, newest first, with the reason.
+
+Refused payloads may carry device keys: reading them needs the `inspect` permission on the
+device registry (staff, services, stewards; policies/services.cedar)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from starlette.responses import Response
 from cityhub.api.deps import WriteTenant
 from cityhub.api.ldio import json_response
 from cityhub.api.routers.devices import hub
+from cityhub.api.service_access import allow, registry_resource
 
 router = APIRouter(prefix="/ingest/v1", tags=["ingestion"])
 
@@ -22,6 +26,7 @@ async def dead_letters(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     device: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
+    await run_in_threadpool(allow, request, "inspect", registry_resource(tenant))
     letters, total = await run_in_threadpool(hub(request).dead_letters, tenant, limit, offset,
                                              device)
     return json_response({"total": total, "items": letters})

@@ -1,4 +1,11 @@
-"""Public aggregates under differential privacy, and the privacy budget of each dataset."""
+"""Public aggregates under differential privacy, and the privacy budget of each dataset.
+
+The aggregate is the public face of sensitive data: any authenticated principal but a device may
+ask it (citizens included; action `aggregate` of policies/services.cedar). It is not open to
+callers without a token: each answer spends epsilon from the dataset's finite budget, and an
+anonymous caller could exhaust it for everyone with nobody to hold to account. The principal
+who spent it is the actor of the budget charge and of the audit event.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from starlette.responses import Response
 from cityhub.api.deps import SettingsDep, StoreDep, WriteTenant
 from cityhub.api.governance_state import DATASET_ID, catalogued, history_reader, record
 from cityhub.api.ldio import json_response
+from cityhub.api.service_access import allow, dataset_resource, may
 from cityhub.governance import observations, privacy
 from cityhub.governance.budget import BudgetExhausted, BudgetState, PrivacyBudgets
 from cityhub.governance.events import AuditEvent
@@ -41,13 +49,14 @@ def _budget(state: BudgetState) -> dict[str, object]:
 @router.get("/budgets", summary="Privacy budget (epsilon) of every catalogued dataset")
 def budgets(request: Request, tenant: WriteTenant) -> Response:
     ledger = _budgets(request)
-    return json_response([_budget(ledger.state(tenant, d.id))
-                          for d in request.app.state.catalogue.datasets(tenant)])
+    allowed = [d for d in request.app.state.catalogue.datasets(tenant)
+               if may(request, "aggregate", dataset_resource(tenant, d))]
+    return json_response([_budget(ledger.state(tenant, d.id)) for d in allowed])
 
 
 @router.get("/datasets/{dataset}/budget", summary="Privacy budget of one dataset")
 def budget(request: Request, tenant: WriteTenant, dataset: DatasetId) -> Response:
-    catalogued(request, tenant, dataset)
+    allow(request, "aggregate", dataset_resource(tenant, catalogued(request, tenant, dataset)))
     return json_response(_budget(_budgets(request).state(tenant, dataset)))
 
 
@@ -86,6 +95,7 @@ def aggregate(
     bucket: Annotated[int, Query(ge=60, le=31 * 86400, description="Bucket in seconds")] = 3600,
 ) -> Response:
     found = catalogued(request, tenant, dataset)
+    actor = allow(request, "aggregate", dataset_resource(tenant, found)).key
     iri = expand_name(attribute)
     bounds = found.ranges.get(iri)
     if bounds is None:
@@ -98,13 +108,13 @@ def aggregate(
                                    _utc(start), _utc(end), timedelta(seconds=bucket))
     try:
         query.check()
-        state = _budgets(request).charge(tenant, dataset, epsilon, "public",
+        state = _budgets(request).charge(tenant, dataset, epsilon, actor,
                                          f"{statistic}({attribute})")
     except privacy.PrivacyQueryError as error:
         raise BadRequestData(str(error)) from None
     except BudgetExhausted as error:
         raise PrivacyBudgetExhausted(str(error)) from None
-    record(request, AuditEvent(actor="public", action="privacy.aggregate", subject=dataset,
+    record(request, AuditEvent(actor=actor, action="privacy.aggregate", subject=dataset,
                                tenant=tenant, dataset=dataset, decision="answered",
                                detail={"statistic": statistic, "attribute": iri,
                                        "epsilon": epsilon}))

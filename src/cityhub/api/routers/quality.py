@@ -1,4 +1,7 @@
-"""Data quality scores per dataset and the share of datasets that pass the bar."""
+"""Data quality scores per dataset and the share of datasets that pass the bar.
+
+Any authenticated principal but a device may read them (action `score` of
+policies/services.cedar); the list holds the datasets the caller may score."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from starlette.responses import Response
 from cityhub.api.deps import SettingsDep, StoreDep, WriteTenant
 from cityhub.api.governance_state import DATASET_ID, catalogued, history_reader
 from cityhub.api.ldio import json_response
+from cityhub.api.service_access import allow, dataset_resource, may
 from cityhub.governance import quality
 from cityhub.store.temporal import TemporalStore
 
@@ -22,7 +26,8 @@ def scores(request: Request, settings: SettingsDep, store: StoreDep, tenant: Wri
            temporal: Annotated[TemporalStore, Depends(history_reader)]) -> Response:
     now = datetime.now(UTC)
     found = [quality.score(store, temporal, d, now, settings.quality_bar)
-             for d in request.app.state.catalogue.datasets(tenant)]
+             for d in request.app.state.catalogue.datasets(tenant)
+             if may(request, "score", dataset_resource(tenant, d))]
     return json_response({"bar": settings.quality_bar,
                           "sharePassing": round(quality.share_passing(found), 4),
                           "datasets": [s.as_dict() for s in found]})
@@ -35,5 +40,6 @@ def dataset_score(
     dataset: Annotated[str, Path(pattern=DATASET_ID, description="Dataset id")],
 ) -> Response:
     found = catalogued(request, tenant, dataset)
+    allow(request, "score", dataset_resource(tenant, found))
     result = quality.score(store, temporal, found, datetime.now(UTC), settings.quality_bar)
     return json_response({"bar": settings.quality_bar, **result.as_dict()})
