@@ -15,12 +15,13 @@ def _is_green(c: str) -> bool:
     return c in GREEN
 
 
-def _run(rules: SafetyRules, wishes: list[int], demands: list[list[bool]]) -> list[str]:
+def _run(rules: SafetyRules, wishes: list[int], demands: list[list[bool]],
+         boxes: list[bool] | None = None) -> list[str]:
     head = SignalHead(PHASES, rules, now=0.0)
     states = []
     for t, (wish, demand) in enumerate(zip(wishes, demands, strict=True)):
         head.request(wish)
-        states.append(head.tick(float(t), demand))
+        states.append(head.tick(float(t), demand, boxes[t] if boxes else True))
     return states
 
 
@@ -44,7 +45,8 @@ def test_an_adversarial_controller_never_causes_an_unsafe_transition(
                                         st.integers(0, 15)), min_size=5, max_size=40))
     wishes = [w for w, hold, _ in plan for _ in range(hold)]
     demands = [[bool(m >> b & 1) for b in range(4)] for _, hold, m in plan for _ in range(hold)]
-    states = _run(rules, wishes, demands)
+    boxes = data.draw(st.lists(st.booleans(), min_size=len(wishes), max_size=len(wishes)))
+    states = _run(rules, wishes, demands, boxes)
     width = len(PHASES[0])
     for link in range(width):
         column = [s[link] for s in states]
@@ -88,6 +90,18 @@ def test_a_phase_with_waiting_vehicles_is_served_within_max_red(
         assert shown, phase
         gaps = [b - a for a, b in zip([0, *shown], [*shown, steps - 1], strict=True)]
         assert max(gaps) <= bound
+
+
+def test_all_red_is_held_while_the_junction_box_is_occupied_up_to_the_cap() -> None:
+    rules = SafetyRules(min_green_s=5, yellow_s=3, all_red_s=0, clear_extension_s=2)
+
+    def red_seconds(box: list[bool]) -> int:
+        states = _run(rules, [1] * 20, [[True] * 4] * 20, box)
+        return sum(1 for s in states if s == all_red_state(PHASES[0], PHASES[1]))
+
+    assert red_seconds([True] * 20) == 0  # box clear: the network's own (zero) all-red
+    assert red_seconds([True] * 8 + [False] + [True] * 11) == 1  # held until it cleared
+    assert red_seconds([False] * 20) == 2  # never clears: the cap, then the green goes on
 
 
 def test_transition_states_keep_common_greens_and_clear_the_rest() -> None:

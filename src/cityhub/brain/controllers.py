@@ -23,6 +23,8 @@ class Controller:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1.0"
     native_program: ClassVar[str | None] = None
+    resco_timing: ClassVar[bool] = False
+    """True for RESCO's baselines: in the twin they decide on the scenario's RESCO step."""
     defaults: ClassVar[dict[str, float]] = {}
 
     def __init__(self, **config: float) -> None:
@@ -120,14 +122,17 @@ def _argmax(scores: list[float], prefer: int) -> int:
 
 @register
 class Greedy(Controller):
-    """RESCO's MAXWAVE: serve the phase with most queued plus approaching vehicles."""
+    """RESCO's MAXWAVE: serve the phase whose main movements hold most queued plus approaching
+    vehicles within the detection range (RESCO: 200 m)."""
 
     name = "greedy"
-    defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0}
+    resco_timing = True
+    defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0, "range_m": 200.0}
 
     def choose(self, obs: JunctionObservation) -> int:
+        reach = self.config["range_m"]
         scores = [
-            float(sum(obs.lane(lane).vehicles for lane in phase.incoming))
+            sum(obs.lane(lane).detected(reach) for lane in phase.main_incoming)
             for phase in obs.phases
         ]
         return _argmax(scores, _current(obs))
@@ -135,15 +140,16 @@ class Greedy(Controller):
 
 @register
 class MaxPressure(Controller):
-    """Max-pressure (Varaiya): serve the phase whose movements have the largest
-    upstream-minus-downstream vehicle count."""
+    """Max-pressure (Varaiya; RESCO's MAXPRESSURE): serve the phase whose main movements have the
+    largest upstream-minus-downstream queue (halted vehicles)."""
 
     name = "max-pressure"
+    resco_timing = True
     defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0}
 
     def choose(self, obs: JunctionObservation) -> int:
         scores = [
-            float(sum(obs.lane(i).vehicles - obs.lane(o).vehicles for i, o in phase.movements))
+            float(sum(obs.lane(i).queue - obs.lane(o).queue for i, o in phase.main_movements))
             for phase in obs.phases
         ]
         return _argmax(scores, _current(obs))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class LaneState:
-    """One lane at one instant: halted vehicles, all vehicles, their summed waiting time."""
+class LaneState(NamedTuple):
+    """One lane at one instant: halted vehicles, all vehicles, their summed waiting time.
+
+    A named tuple: the twin builds hundreds per decision, and tuples are the cheapest to make."""
 
     queue: int
     vehicles: int
@@ -21,6 +23,11 @@ class LaneState:
         """Vehicles on the lane that are not halted (approaching the stop line)."""
         return max(0, self.vehicles - self.queue)
 
+    def detected(self, range_m: float) -> float:
+        """Vehicles a detector reaching `range_m` upstream of the stop line sees: the queue
+        (it starts at the stop line) plus the moving vehicles, taken as spread over the lane."""
+        return self.queue + self.moving * min(1.0, range_m / max(self.length_m, 1.0))
+
     @property
     def fill(self) -> float:
         """Share of the lane's storage taken (7.5 m per vehicle), 0-1."""
@@ -30,17 +37,52 @@ class LaneState:
 EMPTY_LANE = LaneState(0, 0)
 
 
+Movement = tuple[str, str]
+"""(incoming lane, outgoing lane) of one signalised link."""
+
+
 @dataclass(frozen=True)
 class PhaseInfo:
-    """A green phase: its SUMO state string, its movements (incoming lane, outgoing lane)."""
+    """A green phase: its SUMO state string, its movements (incoming lane, outgoing lane) and,
+    of those, the protected ones (`G`: priority green; `g` yields to conflicting traffic)."""
 
     state: str
-    movements: tuple[tuple[str, str], ...]
+    movements: tuple[Movement, ...]
     duration_s: float = 30.0
+    protected: tuple[Movement, ...] = ()
+
+    @classmethod
+    def from_links(cls, state: str, links: Sequence[Sequence[Movement]],
+                   duration_s: float = 30.0) -> PhaseInfo:
+        """The phase showing `state` over a junction's links (`links[i]`: link i's movements)."""
+        def movements(chars: str) -> tuple[Movement, ...]:
+            return tuple(dict.fromkeys(
+                m for i, c in enumerate(state) if c in chars and i < len(links) for m in links[i]))
+        return cls(state, movements("Gg"), duration_s, movements("G"))
 
     @cached_property
     def incoming(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(lane for lane, _ in self.movements))
+
+    @cached_property
+    def main_movements(self) -> tuple[Movement, ...]:
+        """The movements this phase is for: its protected ones (all when none is protected).
+
+        A through phase that lets left turns go permissively (`g`) is not the left turns'
+        phase: like RESCO's phase pairs, demand-based controllers count the main movements."""
+        return self.protected or self.movements
+
+    @cached_property
+    def main_incoming(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(lane for lane, _ in self.main_movements))
+
+    @cached_property
+    def main_lanes_out(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each incoming lane of a main movement with the outgoing lanes it feeds."""
+        return tuple(
+            (lane, tuple(o for i, o in self.main_movements if i == lane))
+            for lane in self.main_incoming
+        )
 
     @cached_property
     def lanes_out(self) -> tuple[tuple[str, tuple[str, ...]], ...]:

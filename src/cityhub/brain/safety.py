@@ -2,9 +2,12 @@
 
 Rules enforced here, whatever a controller asks: a green phase shows at least `min_green_s`;
 every link that loses its green gets `yellow_s` of yellow and then `all_red_s` of red before any
-new green; a phase with waiting vehicles is not kept red much past `max_red_s` (the layer then
-serves it, after the current phase's minimum green and the clearance). Controllers cannot bypass
-it: the twin and the live loop only ever apply the states `SignalHead.tick` returns.
+new green; the all-red is held up to `clear_extension_s` longer while vehicles that entered on
+the old green are still inside the junction (dynamic all-red extension, when the caller can see
+the junction box); a phase with waiting vehicles is not kept red past `max_red_s` (the layer
+serves it in time, after the current phase's minimum green and the clearance). Controllers
+cannot bypass it: the twin and the live loop only ever apply the states `SignalHead.tick`
+returns.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ class SafetyRules:
     yellow_s: float = 3.0
     all_red_s: float = 1.0
     max_red_s: float = 120.0
+    clear_extension_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.min_green_s < 1 or self.yellow_s < 1 or self.all_red_s < 0:
             raise ValueError("min_green_s and yellow_s must be >= 1 s, all_red_s >= 0")
-        if self.max_red_s < self.min_green_s + self.yellow_s + self.all_red_s:
+        if self.clear_extension_s < 0:
+            raise ValueError("clear_extension_s must be >= 0")
+        if self.max_red_s < (self.min_green_s + self.yellow_s + self.all_red_s
+                             + self.clear_extension_s):
             raise ValueError("max_red_s must exceed min green plus clearance")
 
 
@@ -75,6 +82,7 @@ class SignalHead:
         self.since = now
         self.last_green = [now] * len(phases)
         self.switches = 0
+        self._transitions: dict[tuple[Stage, int, int], str] = {}
 
     def request(self, phase: int) -> None:
         """The controller's wish; out-of-range wishes are ignored (the current phase stays)."""
@@ -85,23 +93,35 @@ class SignalHead:
         return now - self.since if self.stage is Stage.GREEN else 0.0
 
     def _starved(self, now: float, demand: Sequence[bool] | None) -> int | None:
-        if demand is None:
+        rules = self.rules
+        threshold = rules.max_red_s - rules.yellow_s - rules.all_red_s - rules.clear_extension_s
+        if demand is None or now - min(self.last_green) < threshold:
             return None
         waiting = [
             (now - self.last_green[p], p)
             for p in range(len(self.phases))
             if p != self.phase and p < len(demand) and demand[p]
-            and now - self.last_green[p] >= self.rules.max_red_s
-            - self.rules.yellow_s - self.rules.all_red_s
+            and now - self.last_green[p] >= threshold
         ]
         return max(waiting)[1] if waiting else None
 
-    def tick(self, now: float, demand: Sequence[bool] | None = None) -> str:
-        """Advance the machine to `now` and return the signal state to show until the next tick."""
+    @property
+    def clearing(self) -> bool:
+        """True during yellow and all-red: the caller should say whether the box is clear."""
+        return self.stage is not Stage.GREEN
+
+    def tick(self, now: float, demand: Sequence[bool] | None = None,
+             box_clear: bool = True) -> str:
+        """Advance the machine to `now` and return the signal state to show until the next tick.
+
+        `box_clear` is False while vehicles of the links losing their green are still inside
+        the junction: the all-red then lasts until they are out, or `clear_extension_s` more."""
         rules = self.rules
         if self.stage is Stage.YELLOW and now - self.since >= rules.yellow_s:
             self.stage, self.since = Stage.ALL_RED, now
-        if self.stage is Stage.ALL_RED and now - self.since >= rules.all_red_s:
+        red_for = now - self.since
+        if self.stage is Stage.ALL_RED and red_for >= rules.all_red_s and (
+                box_clear or red_for >= rules.all_red_s + rules.clear_extension_s):
             self.stage, self.since, self.phase = Stage.GREEN, now, self.target
             self.switches += 1
         if self.stage is Stage.GREEN:
@@ -112,9 +132,12 @@ class SignalHead:
                     wanted = self.requested
                 if wanted != self.phase:
                     self.stage, self.since, self.target = Stage.YELLOW, now, wanted
-        current, target = self.phases[self.phase], self.phases[self.target]
         if self.stage is Stage.GREEN:
-            return current
-        if self.stage is Stage.YELLOW:
-            return yellow_state(current, target)
-        return all_red_state(current, target)
+            return self.phases[self.phase]
+        key = (self.stage, self.phase, self.target)
+        state = self._transitions.get(key)
+        if state is None:
+            current, target = self.phases[self.phase], self.phases[self.target]
+            make = yellow_state if self.stage is Stage.YELLOW else all_red_state
+            state = self._transitions[key] = make(current, target)
+        return state

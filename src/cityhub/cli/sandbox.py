@@ -24,6 +24,8 @@ app.add_typer(registry_app, name="registry")
 ScenarioOpt = Annotated[str, typer.Option("--scenario", help="RESCO name, folder or .sumocfg.")]
 SumoHomeOpt = Annotated[Path | None, typer.Option(
     "--sumo-home", help="Another SUMO install (driven over TraCI), e.g. 1.9.2 for RESCO.")]
+AllRedOpt = Annotated[float | None, typer.Option(
+    "--all-red", min=0, help="All-red seconds after each yellow (default: the network's own).")]
 
 
 def _parse_size(size: str) -> tuple[int, int]:
@@ -45,6 +47,7 @@ def run_command(
     sumo_home: SumoHomeOpt = None,
     hub: Annotated[str | None, typer.Option(help="Publish the twin into this NGSI-LD hub.")] = None,
     district: Annotated[str, typer.Option(help="District part of published entity ids.")] = "demo",
+    all_red: AllRedOpt = None,
 ) -> None:
     """Run one scenario with one controller and write DIR/metrics.json, CSV and PNG."""
     from rich.progress import Progress
@@ -60,7 +63,7 @@ def run_command(
     except ValueError as error:
         raise fail(str(error)) from None
     spec = RunSpec(scenario, controller, seed, seconds, out, sumo_home, settings.scenario_dir,
-                   loops=hub is not None)
+                   loops=hub is not None, all_red_s=all_red)
     observer = None
     if hub is not None:
         from cityhub.sandbox.publisher import HubPublisher
@@ -134,6 +137,7 @@ def bench_command(
     out: Annotated[Path, typer.Option(help="Folder for every run and bench.json.")] = Path(
         "bench/out/sandbox"),
     sumo_home: SumoHomeOpt = None,
+    all_red: AllRedOpt = None,
 ) -> None:
     """Run the scenario x controller x seed matrix in parallel processes; print the table."""
     from rich.progress import Progress
@@ -154,7 +158,7 @@ def bench_command(
         task = bar.add_task("bench", total=total)
         try:
             results = run_matrix(places, names, seeds, out, workers, seconds, sumo_home,
-                                 settings.scenario_dir, lambda _r: bar.advance(task))
+                                 settings.scenario_dir, lambda _r: bar.advance(task), all_red)
         except Exception as error:  # a failed worker: show its reason in one line
             raise fail(f"bench run failed: {str(error).strip() or type(error).__name__}") from None
     rows = summary(results)

@@ -27,9 +27,11 @@ def _worker(spec: RunSpec) -> dict[str, Any]:
 def run_matrix(scenarios: Sequence[str], controllers: Sequence[str], seeds: int, out: Path,
                workers: int = 2, seconds: float | None = None, sumo_home: Path | None = None,
                scenario_dir: Path | None = None,
-               done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+               done: Callable[[dict[str, Any]], None] | None = None,
+               all_red_s: float | None = None) -> list[dict[str, Any]]:
     """Run every combination, one process per run (libsumo is one simulation per process)."""
-    base = RunSpec("", "", seconds=seconds, sumo_home=sumo_home, scenario_dir=scenario_dir)
+    base = RunSpec("", "", seconds=seconds, sumo_home=sumo_home, scenario_dir=scenario_dir,
+                   all_red_s=all_red_s)
     specs = [
         replace(base, scenario=s, controller=c, seed=seed,
                 out=out / Path(s).name.replace(".sumocfg", "") / c / f"seed{seed}")

@@ -41,9 +41,8 @@ def junctions_from_net(net: Path) -> list[Junction]:
             state = phase.state
             if "y" in state.lower() or not any(c in GREEN for c in state) or state in phases:
                 continue
-            movements = tuple(dict.fromkeys(
-                m for i, c in enumerate(state) if c in GREEN for m in links.get(i, [])))
-            phases[state] = PhaseInfo(state, movements, float(phase.duration))
+            by_index = [links.get(i, []) for i in range(len(state))]
+            phases[state] = PhaseInfo.from_links(state, by_index, float(phase.duration))
         if phases:
             pairs = [m for group in links.values() for m in group]
             out.append(Junction(tls.getID(), tuple(phases.values()),

@@ -33,6 +33,7 @@ class Scenario:
     end: float
     yellow_s: float = 3.0
     decision_step_s: float = 10.0
+    all_red_s: float = 0.0
 
     @property
     def folder(self) -> Path:
@@ -59,6 +60,33 @@ def _value(root: ET.Element, tag: str) -> str | None:
     return node.get("value") if node is not None else None
 
 
+def network_all_red_s(net: Path) -> float:
+    """The longest all-red the network's own signal programs show after a yellow (0 when none).
+
+    This is the scenario's clearance for the signal layer: cityhub's controllers never show a
+    conflicting green sooner after a yellow than the network's own programs (what `fixed` runs)
+    do. RESCO's and netgenerate's networks have no all-red stage: yellow is their clearance.
+    """
+    longest = 0.0
+    try:
+        for _, element in ET.iterparse(net):  # noqa: S314 - the scenario's own network file
+            if element.tag != "tlLogic":
+                if element.tag in ("edge", "junction", "connection"):
+                    element.clear()
+                continue
+            phases = [(p.get("state", ""), float(p.get("duration", "0")))
+                      for p in element.findall("phase")]
+            for (before, _), (state, duration) in zip(phases[-1:] + phases[:-1], phases,
+                                                      strict=True):
+                cleared = not any(c in "GgyY" for c in state)
+                if cleared and any(c in "yY" for c in before):
+                    longest = max(longest, duration)
+            element.clear()
+    except (OSError, ET.ParseError) as error:
+        raise ScenarioError(f"cannot read {net}: {error}") from None
+    return longest
+
+
 def load_config(config: Path, name: str | None = None) -> Scenario:
     """Read a .sumocfg: its network, begin and end (default one hour)."""
     try:
@@ -72,8 +100,9 @@ def load_config(config: Path, name: str | None = None) -> Scenario:
     end = float(_value(root, "end") or begin + 3600)
     label = name or config.stem
     step, yellow = _RESCO_TIMING.get(label, (10.0, 3.0))
-    return Scenario(label, config.resolve(), (config.parent / net.split(",")[0]).resolve(),
-                    begin, end, yellow_s=yellow, decision_step_s=step)
+    net_path = (config.parent / net.split(",")[0]).resolve()
+    return Scenario(label, config.resolve(), net_path, begin, end, yellow_s=yellow,
+                    decision_step_s=step, all_red_s=network_all_red_s(net_path))
 
 
 def resolve(name_or_path: str, scenario_dir: Path | None = None) -> Scenario:

@@ -17,6 +17,29 @@ class Junction:
     phases: tuple[PhaseInfo, ...]
     incoming: tuple[str, ...]
     outgoing: tuple[str, ...]
+    box_lanes: tuple[tuple[str, ...], ...] = ()
+    """Per link index: the internal lanes a vehicle crosses the junction on (for clearance)."""
+
+    def clearing_lanes(self, current: str, target: str) -> tuple[str, ...]:
+        """Internal lanes of the links green in `current` and not in `target`."""
+        return tuple(dict.fromkeys(
+            lane for i, (now, nxt) in enumerate(zip(current, target, strict=True))
+            if now in GREEN and nxt not in GREEN and i < len(self.box_lanes)
+            for lane in self.box_lanes[i]
+        ))
+
+
+def _box_lanes(api: Any, group: Any) -> tuple[str, ...]:
+    """The internal lanes of one link: its `via` lane and the internal lanes that follow it."""
+    out: list[str] = []
+    todo = [link[2] for link in group if link[2]]
+    while todo:
+        lane = todo.pop()
+        if lane in out or not lane.startswith(":"):
+            continue
+        out.append(lane)
+        todo.extend(succ[0] for succ in api.lane.getLinks(lane))
+    return tuple(out)
 
 
 def read_junctions(api: Any) -> list[Junction]:
@@ -32,17 +55,12 @@ def read_junctions(api: Any) -> list[Junction]:
                 continue
             if state not in seen:
                 seen[state] = float(phase.duration)
-        phases = []
-        for state, duration in seen.items():
-            movements = tuple(dict.fromkeys(
-                (link[0], link[1])
-                for index, char in enumerate(state) if char in GREEN and index < len(links)
-                for link in links[index]
-            ))
-            phases.append(PhaseInfo(state, movements, duration))
+        pairs = [[(link[0], link[1]) for link in group] for group in links]
+        phases = [PhaseInfo.from_links(state, pairs, duration) for state, duration in seen.items()]
         if not phases:
             continue
         incoming = tuple(dict.fromkeys(link[0] for group in links for link in group))
         outgoing = tuple(dict.fromkeys(link[1] for group in links for link in group))
-        junctions.append(Junction(tls, tuple(phases), incoming, outgoing))
+        junctions.append(Junction(tls, tuple(phases), incoming, outgoing,
+                                  tuple(_box_lanes(api, group) for group in links)))
     return junctions

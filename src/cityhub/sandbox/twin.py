@@ -84,6 +84,8 @@ class Twin:
         }
         self.watched = tuple(self.lane_length)
         self.heads: dict[str, SignalHead] = {}
+        self.by_id = {j.tls_id: j for j in self.junctions}
+        self._clearing: dict[tuple[str, int, int], tuple[str, ...]] = {}
         self.area_split = (0.0, 0.0)
         self.shown: dict[str, str] = {}
         self.demand: dict[str, tuple[bool, ...]] = {}
@@ -132,9 +134,9 @@ class Twin:
     def observe(self, now: float) -> dict[str, JunctionObservation]:
         halting, number, waiting = self._vars
         results = self.api.lane.getAllSubscriptionResults()
+        length, make = self.lane_length, tuple.__new__  # the cheapest way to build named tuples
         seen = {
-            lane: LaneState(int(values[halting]), int(values[number]), float(values[waiting]),
-                            self.lane_length[lane])
+            lane: make(LaneState, (values[halting], values[number], values[waiting], length[lane]))
             for lane, values in results.items()
         }
         out = {}
@@ -156,10 +158,24 @@ class Twin:
                 self.heads[tls].request(wish)
                 self.demand[tls] = observations[tls].phase_demand()
         for tls, head in self.heads.items():
-            state = head.tick(now, self.demand.get(tls))
+            clear = True
+            if head.clearing:
+                clear = self._box_clear(tls, head)
+            state = head.tick(now, self.demand.get(tls), clear)
             if state != self.shown[tls]:
                 self.api.trafficlight.setRedYellowGreenState(tls, state)
                 self.shown[tls] = state
+
+    def _box_clear(self, tls: str, head: SignalHead) -> bool:
+        """No vehicle of the links losing their green is still inside the junction."""
+        key = (tls, head.phase, head.target)
+        lanes = self._clearing.get(key)
+        if lanes is None:
+            junction = self.by_id[tls]
+            lanes = junction.clearing_lanes(head.phases[head.phase], head.phases[head.target])
+            self._clearing[key] = lanes
+        count = self.api.lane.getLastStepVehicleNumber
+        return not any(count(lane) for lane in lanes)
 
     def _sample_queues(self, now: float) -> None:
         lane_api = self.api.lane

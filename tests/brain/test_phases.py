@@ -1,0 +1,66 @@
+"""Phases read from a junction's links, and how the demand-based controllers count them."""
+
+from __future__ import annotations
+
+from cityhub.brain.controllers import create_controller
+from cityhub.brain.observations import JunctionObservation, LaneState, PhaseInfo
+
+# A 2-phase junction where each phase feeds every exit once (netgenerate's default grids):
+# the downstream term of lane-count max-pressure is then the same for both phases.
+LINKS = [[("n", "e_out")], [("n", "s_out")], [("s", "w_out")], [("s", "n_out")],
+         [("e", "s_out")], [("e", "w_out")], [("w", "n_out")], [("w", "e_out")]]
+NS = PhaseInfo.from_links("GGGGrrrr", LINKS)
+EW = PhaseInfo.from_links("rrrrGGGG", LINKS)
+
+
+def _obs(lanes: dict[str, LaneState], phase: int = 0) -> JunctionObservation:
+    return JunctionObservation("J", 0.0, (NS, EW), lanes, phase, 15.0)
+
+
+def test_phases_know_their_protected_movements() -> None:
+    phase = PhaseInfo.from_links("Gg", [[("a", "x")], [("b", "y")]])
+    assert phase.movements == (("a", "x"), ("b", "y"))
+    assert phase.protected == (("a", "x"),)
+    assert phase.main_incoming == ("a",)
+    # A phase with only permissive greens is still for those movements.
+    assert PhaseInfo.from_links("gr", [[("a", "x")], [("b", "y")]]).main_incoming == ("a",)
+
+
+def test_greedy_and_max_pressure_differ_where_only_queues_tell_them_apart() -> None:
+    # North-south holds many approaching (moving) vehicles, east-west a short standing queue:
+    # MAXWAVE counts queued + approaching, max-pressure counts queues (RESCO's definitions).
+    lanes = {"n": LaneState(0, 9, length_m=150), "s": LaneState(0, 8, length_m=150),
+             "e": LaneState(4, 4), "w": LaneState(3, 3)}
+    assert create_controller("greedy").choose(_obs(lanes, phase=1)) == 0
+    assert create_controller("max-pressure").choose(_obs(lanes, phase=0)) == 1
+
+
+def test_greedy_sees_only_the_detection_range() -> None:
+    # 10 moving vehicles spread over 1 km: a 200-m detector sees about 2 of them.
+    lane = LaneState(1, 11, length_m=1000)
+    assert lane.detected(200) == 1 + 10 * 0.2
+
+
+def test_permissive_lefts_do_not_make_a_phase_the_left_turn_phase() -> None:
+    # Through phase lets the left-turn lane go permissively (g); the protected left phase (G)
+    # is what greedy chooses when only the left-turn lane is loaded.
+    links = [[("thru", "x")], [("left", "y")]]
+    through = PhaseInfo.from_links("Gg", links)
+    left = PhaseInfo.from_links("rG", links)
+    lanes = {"left": LaneState(6, 6), "thru": LaneState(1, 1)}
+    obs = JunctionObservation("J", 0.0, (through, left), lanes, 0, 30.0)
+    assert create_controller("greedy").choose(obs) == 1
+
+
+def test_cityhub_gaps_out_when_its_green_is_no_longer_used() -> None:
+    # Nothing left near the north-south stop lines, a few vehicles waiting east-west: switch,
+    # even though the north-south lanes are long and vehicles are still far upstream.
+    lanes = {"n": LaneState(0, 2, length_m=600), "e": LaneState(2, 2)}
+    cityhub = create_controller("cityhub")
+    assert cityhub.choose(_obs(lanes)) == 1
+    # While the green still discharges a queue, a similar demand elsewhere does not switch it.
+    lanes = {"n": LaneState(3, 4), "e": LaneState(3, 3)}
+    assert cityhub.choose(_obs(lanes)) == 0
+    # ... until its maximum green (25 s) while the other phase waits.
+    late = JunctionObservation("J", 0.0, (NS, EW), lanes, 0, 25.0)
+    assert cityhub.choose(late) == 1
