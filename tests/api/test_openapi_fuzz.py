@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import httpx
 import pytest
 import schemathesis
 import uvicorn
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import (
@@ -78,13 +80,10 @@ def _empty_context(request: httpx.Request) -> httpx.Response:
                           headers={"Content-Type": "application/ld+json"})
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A client of the running hub (its base_url is the hub's)."""
-    data_dir = tmp_path_factory.mktemp("fuzz")
-    app = create_app(Settings(data_dir=data_dir, store_url=f"sqlite:///{data_dir / 'hub.db'}",
-                              public_url="http://testserver", notify_workers=0,
-                              auth="disabled"))
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Run `app` under uvicorn on a free loopback port, offline (remote @contexts are empty);
+    yields its base URL and stops it afterwards."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -102,16 +101,26 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
             time.sleep(0.01)
         assert server.started, "the hub did not start"
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            _seed(client)
-            added = client.post(API + "/jsonldContexts", json=SEED_CONTEXT)
-            assert added.status_code == 201, added.text
-            SEEDED_CONTEXT_IDS[:] = [added.headers["Location"].rstrip("/").rsplit("/", 1)[-1]]
-            yield client
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A client of the running hub (its base_url is the hub's)."""
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    app = create_app(Settings(data_dir=data_dir, store_url=f"sqlite:///{data_dir / 'hub.db'}",
+                              public_url="http://testserver", notify_workers=0,
+                              auth="disabled"))
+    with serving(app) as base, httpx.Client(base_url=base) as client:
+        _seed(client)
+        added = client.post(API + "/jsonldContexts", json=SEED_CONTEXT)
+        assert added.status_code == 201, added.text
+        SEEDED_CONTEXT_IDS[:] = [added.headers["Location"].rstrip("/").rsplit("/", 1)[-1]]
+        yield client
 
 
 def _seed(client: httpx.Client) -> None:

@@ -10,10 +10,6 @@ derandomized and bounded.
 
 from __future__ import annotations
 
-import functools
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,14 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
-from cityhub.api import context_fetch
 from cityhub.api.app import create_app
 from cityhub.config import Settings
 from cityhub.governance.datasets import Dataset, Tier
-from tests.api.test_openapi_fuzz import _empty_context, no_server_error, problem_details
+from tests.api.test_openapi_fuzz import no_server_error, problem_details, serving
 from tests.governance.conftest import ACCOUNTS, PARKING, spot
 
 pytestmark = pytest.mark.slow
@@ -49,33 +43,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("access-fuzz")
     app = create_app(Settings(data_dir=data_dir, store_url=f"sqlite:///{data_dir / 'hub.db'}",
                               public_url="http://testserver", notify_workers=0))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
-                                           http="h11", ws="none", loop="asyncio"))
-    offline = functools.partial(context_fetch.HttpxFetcher,
-                                transport=httpx.MockTransport(_empty_context))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(context_fetch, "HttpxFetcher", offline)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        for _ in range(500):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        assert server.started, "the hub did not start"
-    try:
+    with serving(app) as base:
         _seed(app)
-        base = f"http://127.0.0.1:{port}"
         written = httpx.post(f"{base}/ngsi-ld/v1/entityOperations/upsert",
                              headers=HEADERS["device"], json=[spot(1), spot(2)])
         assert written.status_code == 201, written.text
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def _seed(app: object) -> None:
