@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cityhub.api.problems import problem
 from cityhub.config import Settings
 from cityhub.governance.catalogue import SqlCatalogue
-from cityhub.governance.events import AuditSink, MemorySink
+from cityhub.governance.events import AuditSink
 from cityhub.governance.guard import Guard
 from cityhub.governance.guarded import GuardedService, GuardedStore, GuardedTemporal
 from cityhub.governance.identity import LOCAL_OPERATOR, Principal
@@ -108,11 +108,9 @@ def build_access(settings: Settings, store: Any) -> Access:
 
 
 def start_access(app: FastAPI) -> None:
-    """Called from the lifespan once `app.state.store` is open."""
+    """Called from the lifespan once `app.state.store` and `app.state.audit` are set."""
     settings: Settings = app.state.settings
     app.state.access = build_access(settings, app.state.store)
-    if getattr(app.state, "audit", None) is None:
-        app.state.audit = MemorySink()
     access: Access = app.state.access
     if settings.auth == "enabled":  # notifications carry what their owner may read
         app.state.notification_gate = notification_gate(
