@@ -5,6 +5,7 @@ entities and then for updates of the same entities, measured in the same run.
     .venv/bin/python bench/ingest.py                 # 20,000 entities in batches of 1,000, SQLite
     .venv/bin/python bench/ingest.py --store postgres
     .venv/bin/python bench/ingest.py --quick         # a smoke run of a few seconds
+    .venv/bin/python bench/ingest.py --repeat 5      # 5 alternating rounds: median ratios
 
 Goals printed beside the figures: >= 20,000 upserts/s batched on SQLite, HTTP >= 50% of raw.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,17 +180,54 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 figures["raw"][phase] = raw_phase(service, args, city, version).__dict__
         finally:
             store.close()
-    for name in args.configs:
-        figures["http"][name] = {}
-        with fresh_store(args.store, folder, f"http-{name.replace('+', '-')}") as target:
-            env = CONFIGURATIONS[name]
-            headers = provision(target) if env.get("CITYHUB_AUTH") == "enabled" else {}
-            with HubServer(target, env) as server:
-                for version, phase in enumerate(PHASES):
-                    figures["http"][name][phase] = http_phase(server, args, city, version,
-                                                              headers).__dict__
-            figures["ledger_records"][name] = ledger_records(target)
+    figures["rounds"] = []
+    for round_ in range(args.repeat):
+        # Alternate the order each round, so that a drift of the machine's load over the run
+        # favours neither configuration.
+        order = args.configs if round_ % 2 == 0 else list(reversed(args.configs))
+        measured: dict[str, Any] = {}
+        for name in order:
+            measured[name] = {}
+            with fresh_store(args.store, folder,
+                             f"http-{name.replace('+', '-')}-{round_}") as target:
+                env = CONFIGURATIONS[name]
+                headers = provision(target) if env.get("CITYHUB_AUTH") == "enabled" else {}
+                with HubServer(target, env) as server:
+                    for version, phase in enumerate(PHASES):
+                        measured[name][phase] = http_phase(server, args, city, version,
+                                                           headers).__dict__
+                figures["ledger_records"][name] = ledger_records(target)
+        figures["rounds"].append(measured)
+    figures["http"] = figures["rounds"][0]
     return figures
+
+
+def _rate(figures: dict[str, Any]) -> Rate:
+    return Rate(figures["entities"], figures["seconds"], figures["server_cpu"],
+                figures["client_cpu"])
+
+
+def round_ratios(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    """auth+audit against plain in each round (wall-clock and per CPU-second), and medians."""
+    if not {"plain", "auth+audit"} <= set(args.configs):
+        return
+    rows = []
+    summary: dict[str, dict[str, float]] = {}
+    for phase in PHASES:
+        wall, cpu = [], []
+        for number, measured in enumerate(figures["rounds"], 1):
+            plain, audited = _rate(measured["plain"][phase]), _rate(measured["auth+audit"][phase])
+            wall.append(audited.per_second / plain.per_second)
+            cpu.append(audited.per_cpu_second(audited.server_cpu)
+                       / plain.per_cpu_second(plain.server_cpu))
+            rows.append((f"round {number}, {phase}", plain.per_second, audited.per_second,
+                         wall[-1], cpu[-1]))
+        summary[phase] = {"wall": statistics.median(wall), "cpu": statistics.median(cpu)}
+        rows.append((f"median, {phase}", "", "", summary[phase]["wall"], summary[phase]["cpu"]))
+    figures["auth_ratio"] = summary
+    print_table(f"auth+audit against plain, {args.repeat} rounds (goal >= {GOAL_AUTH_RATIO})",
+                ["round, phase", "plain entities/s", "auth+audit entities/s",
+                 "ratio wall-clock", "ratio per CPU-s"], rows)
 
 
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
@@ -245,6 +284,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGURATIONS),
                         default=list(CONFIGURATIONS), help="server configurations to compare")
     parser.add_argument("--workdir", help="keep the databases here (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every configuration (alternating their order); the "
+                        "auth+audit ratio is reported per round and as the median")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 entities")
     args = parser.parse_args()
     if args.quick:
@@ -253,6 +295,7 @@ def main() -> None:
     with workdir(args.workdir) as folder:
         figures = run(args, folder)
     report(figures, args)
+    round_ratios(figures, args)
     save_results("ingest", args, figures)
 
 

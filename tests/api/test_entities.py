@@ -5,6 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cityhub.api.app import create_app
+from cityhub.config import Settings
+
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 LD = {"Content-Type": "application/ld+json"}
 
@@ -233,3 +236,26 @@ async def test_requests_without_accept_header_get_json(client: httpx.AsyncClient
     response = await client.send(request)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
+
+
+async def test_a_crash_on_a_hot_route_is_a_problem_without_details(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrieve and partial update are answered in front of FastAPI (api/fastpath.py): an
+    unexpected error there must look as it does on every other route."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            await create(http, vehicle())
+
+            def broken(*_args: object) -> None:
+                raise RuntimeError("disk on fire")
+
+            monkeypatch.setattr(app.state.store, "get", broken)
+            response = await http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:1")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/InternalError"
+    assert "disk on fire" not in response.text
+

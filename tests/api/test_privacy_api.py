@@ -1,4 +1,5 @@
-"""Private aggregates: near the truth on large data, and refused once the budget is spent.
+"""Private aggregates: one device is the privacy unit (contributions bounded), grid cells or
+named areas, near the truth at a large epsilon, and refused once the budget is spent.
 
 The Laplace noise cannot be seeded, so bounds are wide: each one fails with probability
 below e^-20 (the noise would have to exceed 20 times its scale).
@@ -25,6 +26,28 @@ def _settings(tmp_path: Path, **extra: Any) -> Settings:
                     public_url="http://testserver", **extra)
 
 
+# A catalogue with a narrow pm25 range (small sum sensitivity) and two districts, so that the
+# answers at a large epsilon are close to the truth.
+CATALOGUE = """
+[[dataset]]
+id = "air-quality"
+type = "AirQualityObserved"
+owner = "ecology"
+tier = "public"
+ranges = { pm25 = [0, 50] }
+
+[[area]]
+id = "west"
+name = "West district"
+polygon = [[2.0, 41.0], [2.1, 41.0], [2.1, 41.1], [2.0, 41.1], [2.0, 41.0]]
+
+[[area]]
+id = "east"
+name = "East district"
+polygon = [[2.1, 41.0], [2.2, 41.0], [2.2, 41.1], [2.1, 41.1], [2.1, 41.0]]
+"""
+
+
 def params(statistic: str, epsilon: float = 1.0, **extra: Any) -> dict[str, Any]:
     return {"attribute": "pm25", "statistic": statistic, "epsilon": epsilon,
             "bbox": "2.0,41.0,2.2,41.1", "cell": 0.1, "start": iso(T0),
@@ -33,37 +56,71 @@ def params(statistic: str, epsilon: float = 1.0, **extra: Any) -> dict[str, Any]
 
 async def seed(http: httpx.AsyncClient) -> None:
     # Two stations in the west cell (values 20 and 40), one in the east cell (values 900,
-    # clamped to the declared 500), none outside the bbox counted.
+    # clamped to the declared maximum), none outside the bbox counted.
     await seed_air_quality(http, "w1", 2.05, 41.05, [20] * N)
     await seed_air_quality(http, "w2", 2.07, 41.02, [40] * N)
     await seed_air_quality(http, "e1", 2.15, 41.05, [900] * N)
     await seed_air_quality(http, "far", 3.5, 41.05, [10] * N)
 
 
-async def test_noisy_answers_are_near_the_truth(tmp_path: Path) -> None:
-    async with hub(_settings(tmp_path)) as (app, http):
+def by_place(answer: dict[str, Any], key: str = "cell") -> dict[Any, float]:
+    return {str(g[key]): g["value"] for g in answer["groups"]}
+
+
+async def test_the_privacy_unit_is_a_device_with_bounded_contributions(tmp_path: Path) -> None:
+    catalogue = tmp_path / "catalogue.toml"
+    catalogue.write_text(CATALOGUE)
+    settings = _settings(tmp_path, datasets_file=catalogue, privacy_max_epsilon=100,
+                         privacy_budget=1000)
+    async with hub(settings) as (app, http):
         await seed(http)
-        count = await http.get(AGGREGATE, params=params("count"))
-        assert count.status_code == 200, count.text
-        cells = {tuple(g["cell"]): g["value"] for g in count.json()["groups"]}
-        assert set(cells) == {(0, 0), (1, 0)}
-        assert abs(cells[(0, 0)] - 2 * N) < 20  # Laplace scale 1
-        assert abs(cells[(1, 0)] - N) < 20
+        # 600 readings per station, but each device counts at most k per bucket
+        # (Laplace scale k * 1 bucket / 100: bounds of 20 scales)
+        one = await http.get(AGGREGATE, params=params("count", 100, contributions=1))
+        assert one.status_code == 200, one.text
+        body = one.json()
+        assert (body["privacyUnit"], body["contributions"]) == ("device", 1)
+        assert body["sensitivity"] == {"count": 1.0, "sum": 50.0}
+        cells = by_place(body)
+        assert set(cells) == {"[0, 0]", "[1, 0]"}
+        assert abs(cells["[0, 0]"] - 2) < 0.2
+        assert abs(cells["[1, 0]"] - 1) < 0.2
+        five = by_place((await http.get(AGGREGATE, params=params(
+            "count", 100, contributions=5))).json())
+        assert abs(five["[0, 0]"] - 10) < 1
+        assert abs(five["[1, 0]"] - 5) < 1
 
-        mean = (await http.get(AGGREGATE, params=params("mean"))).json()
-        cells = {tuple(g["cell"]): g["value"] for g in mean["groups"]}
-        # sum noise scale 500 / 0.5 = 1000: 20 scales over 1,200 readings is about 17.
-        assert abs(cells[(0, 0)] - 30) < 20
-        assert 480 <= cells[(1, 0)] <= 500  # clamped to the declared range
+        # sum scale 50 / 100; mean spends half on each: sum scale 1, count scale 0.02
+        total = by_place((await http.get(AGGREGATE, params=params(
+            "sum", 100, contributions=1))).json())
+        assert abs(total["[0, 0]"] - 60) < 10
+        mean = by_place((await http.get(AGGREGATE, params=params(
+            "mean", 100, contributions=1))).json())
+        assert abs(mean["[0, 0]"] - 30) < 15
+        assert 40 <= mean["[1, 0]"] <= 50  # 900 clamped to the declared 50
 
-        total = (await http.get(AGGREGATE, params=params("sum"))).json()
-        west = next(g["value"] for g in total["groups"] if g["cell"] == [0, 0])
-        assert abs(west - 60 * N) < 20 * 500
-        assert total["budget"]["spent"] == 3.0
+        # named areas instead of a grid: the same devices, grouped by district
+        del_bbox = {k: v for k, v in params("count", 100, contributions=1).items()
+                    if k != "bbox"}
+        districts = (await http.get(AGGREGATE, params={**del_bbox, "areas": "*"})).json()
+        assert [(g["area"], g["name"]) for g in districts["groups"]] == [
+            ("west", "West district"), ("east", "East district")]
+        counts = by_place(districts, "area")
+        assert abs(counts["west"] - 2) < 0.2
+        assert abs(counts["east"] - 1) < 0.2
+        east = (await http.get(AGGREGATE, params={**del_bbox, "areas": "east"})).json()
+        assert [g["area"] for g in east["groups"]] == ["east"]
+        listed = (await http.get("/privacy/areas")).json()
+        assert [a["id"] for a in listed] == ["west", "east"]
+
+        spent = (await http.get("/privacy/datasets/air-quality/budget")).json()
+        assert spent["spent"] == 600.0
         app.state.audit.flush()
         events = app.state.ledger.dataset_records("", "air-quality")
-        assert [r["detail"]["statistic"] for _, r in events] == ["count", "mean", "sum"]
+        assert [r["detail"]["statistic"] for _, r in events] == ["count", "count", "sum",
+                                                                  "mean", "count", "count"]
         assert {r["action"] for _, r in events} == {"privacy.aggregate"}
+        assert events[0][1]["detail"]["contributions"] == 1
 
 
 async def test_budget_is_tracked_and_refuses_when_spent(tmp_path: Path) -> None:
@@ -97,7 +154,12 @@ async def test_unanswerable_queries_spend_nothing(tmp_path: Path) -> None:
                     params("count", cell=0.0001),  # far too many cells
                     params("count", bbox="2,41,1,42"),
                     params("count", bbox="nonsense"),
-                    params("count", end=iso(T0))):
+                    params("count", end=iso(T0)),
+                    params("count", areas="*"),  # a grid and areas at once
+                    {k: v for k, v in params("count").items() if k != "bbox"},  # neither
+                    {**{k: v for k, v in params("count").items() if k != "bbox"},
+                     "areas": "atlantis"},  # not declared
+                    params("count", contributions=0)):
             response = await http.get(AGGREGATE, params=bad)
             assert response.status_code == 400, (bad, response.text)
         assert (await http.get("/privacy/datasets/nope/budget")).status_code == 404

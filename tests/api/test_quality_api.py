@@ -56,7 +56,9 @@ async def test_scores_per_dimension(tmp_path: Path) -> None:
     assert air["completeness"] == round(5 / 6, 4)
     # good and odd (its latest reading is in the future) are on time, bad is a day late.
     assert air["timeliness"] == round(2 / 3, 4)
-    assert air["validity"] == round(15 / 17, 4)  # 10 + 2 of 4 + 3 readings in range
+    # ranges: 10 + 2 of 4 + 3 readings in range; schema: the 5 attributes present are well
+    # formed (2 GeoProperty locations, 3 Property pm25)
+    assert air["validity"] == round((15 + 5) / (17 + 5), 4)
     assert air["consistency"] < 1.0
     assert not air["passed"]
     weather = next(d for d in overall["datasets"] if d["dataset"] == "weather")
@@ -64,6 +66,20 @@ async def test_scores_per_dimension(tmp_path: Path) -> None:
     assert weather["overall"] == 0.0
     assert overall["bar"] == 0.9
     assert overall["sharePassing"] == 0.0
+
+
+async def test_validity_checks_the_schema_of_declared_attributes(tmp_path: Path) -> None:
+    async with hub(_settings(tmp_path, 0.9)) as (_, http):
+        created = await http.post(ENTITIES, json={
+            "id": "urn:ngsi-ld:AirQualityObserved:ecology:wrong", "type": "AirQualityObserved",
+            "location": {"type": "GeoProperty",
+                         "value": {"type": "Point", "coordinates": [2.1, 41.3]}},
+            "pm25": {"type": "Relationship", "object": "urn:ngsi-ld:Thing:1"}})
+        assert created.status_code == 201, created.text
+        air = (await http.get("/quality/datasets/air")).json()
+    # schema: the location is well formed, pm25 is not a Property (1 of 2); ranges: its one
+    # recorded instance is not a number (0 of 1)
+    assert air["validity"] == round(1 / 3, 4)
 
 
 async def test_share_passing_follows_the_bar(tmp_path: Path) -> None:

@@ -61,6 +61,46 @@ def test_cityhub_gaps_out_when_its_green_is_no_longer_used() -> None:
     # While the green still discharges a queue, a similar demand elsewhere does not switch it.
     lanes = {"n": LaneState(3, 4), "e": LaneState(3, 3)}
     assert cityhub.choose(_obs(lanes)) == 0
-    # ... until its maximum green (25 s) while the other phase waits.
-    late = JunctionObservation("J", 0.0, (NS, EW), lanes, 0, 25.0)
+    # ... until its maximum green (60 s) while the other phase waits.
+    late = JunctionObservation("J", 0.0, (NS, EW), lanes, 0, 60.0)
     assert cityhub.choose(late) == 1
+
+
+def test_cityhub_does_not_chase_vehicles_both_phases_serve() -> None:
+    # One shared lane (through + left) is served by the through phase (left permissive) and by
+    # the protected-left phase alike: its queue is no reason to switch between the two, while
+    # the through-only lane is. (v1.1 counted the shared lane for both and switched back and
+    # forth, a yellow each time: cologne8's 71.6 s against greedy's 33.8 s.)
+    links = [[("shared", "x")], [("shared", "left_out")], [("thru", "x")], [("left", "y")]]
+    through = PhaseInfo.from_links("GgGg", links)
+    left = PhaseInfo.from_links("rGrG", links)
+    cityhub = create_controller("cityhub")
+
+    def choose(lanes: dict[str, LaneState]) -> int:
+        return cityhub.choose(JunctionObservation("J", 0.0, (through, left), lanes, 0, 15.0))
+
+    assert choose({"shared": LaneState(8, 8), "thru": LaneState(2, 3)}) == 0
+    # A queue on the dedicated left-turn lane, which the through phase only lets go
+    # permissively, is what the protected-left phase is for.
+    assert choose({"shared": LaneState(8, 8), "thru": LaneState(0, 0),
+                   "left": LaneState(6, 6)}) == 1
+
+
+def test_cityhub_sees_the_queue_behind_a_stub_lane() -> None:
+    # The east approach reaches the junction over a 1-m stub lane: the lane alone shows one
+    # vehicle, the approach (stub plus feeders, built by the twin) shows the queue of twelve.
+    stub = {"n": LaneState(2, 3), "e": LaneState(1, 1, length_m=1.0)}
+    cityhub = create_controller("cityhub")
+    assert cityhub.choose(_obs(stub)) == 0
+    approach = {"e": LaneState(12, 13, 300.0, length_m=150.0)}
+    seen = JunctionObservation("J", 0.0, (NS, EW), stub, 0, 15.0, approach=approach)
+    assert cityhub.choose(seen) == 1
+
+
+def test_cityhub_weighs_long_waits_more_than_in_proportion() -> None:
+    # North-south: 7 vehicles that just stopped (2 s each). East: 4 that waited 2 minutes
+    # each. The plain waiting term (0.01 per vehicle-second) would leave the green where it is
+    # (4 + 4.8 against 1.2 x 7.1); the square of the mean wait (60-s scale) serves the east.
+    lanes = {"n": LaneState(7, 7, 14.0), "e": LaneState(4, 4, 480.0)}
+    assert create_controller("cityhub", wait_scale_s=0).choose(_obs(lanes)) == 0
+    assert create_controller("cityhub").choose(_obs(lanes)) == 1

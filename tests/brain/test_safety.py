@@ -114,3 +114,41 @@ def test_rules_refuse_unsafe_timing() -> None:
         SafetyRules(yellow_s=0)
     with pytest.raises(ValueError, match="max_red_s"):
         SafetyRules(max_red_s=5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rules=rules_strategy, data=st.data())
+def test_skipping_quiet_ticks_shows_the_same_signal_states(
+    rules: SafetyRules, data: st.DataObject
+) -> None:
+    # The twin ticks a head only when `quiet_until` says its state may change, reads the box
+    # only when `needs_box`, and gives demand only for the `late_phases` (the max-red rule's
+    # candidates). Wishes and demand change only at decision times, as in the twin: the
+    # states shown must be exactly those of a head ticked every second with full demand.
+    interval = data.draw(st.integers(1, 6))
+    plan = data.draw(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 15)),
+                              min_size=5, max_size=60))
+    boxes = data.draw(st.lists(st.booleans(), min_size=len(plan) * interval,
+                               max_size=len(plan) * interval))
+    every, lazy = SignalHead(PHASES, rules), SignalHead(PHASES, rules)
+    shown_every: list[str] = []
+    shown_lazy: list[str] = []
+    state = PHASES[0]
+    wake, lazy_demand = 0.0, None
+    for t in range(len(plan) * interval):
+        now = float(t)
+        wish, mask = plan[t // interval]
+        demand = [bool(mask >> b & 1) for b in range(4)]
+        if t % interval == 0:
+            every.request(wish)
+            lazy.request(wish)
+            late = lazy.late_phases(now + interval)
+            lazy_demand = [p in late and demand[p] for p in range(4)] if late else None
+            wake = now
+        shown_every.append(every.tick(now, demand, boxes[t]))
+        if wake <= now:
+            box = boxes[t] if lazy.needs_box(now) else True
+            state = lazy.tick(now, lazy_demand, box)
+            wake = max(lazy.quiet_until(lazy_demand), now + 1)
+        shown_lazy.append(state)
+    assert shown_lazy == shown_every

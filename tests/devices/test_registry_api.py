@@ -116,3 +116,60 @@ async def test_edge_batch_is_idempotent_and_keeps_every_instance(
     assert alerts[0]["severity"]["value"] == "high"
     letters = (await client.get("/ingest/v1/dead-letters")).json()
     assert letters["total"] == 2  # the edge's dead letter, once per try
+
+
+async def test_a_batch_over_devices_partly_held_adds_only_the_new_messages(
+        client: httpx.AsyncClient) -> None:
+    """One transaction per batch: ids already held (of any device) are dropped, the rest lands,
+    and every device of the batch gets its last-seen state."""
+    await register(client, "aq-1")
+    await register(client, "aq-2")
+
+    def item(device: str, i: int) -> dict[str, object]:
+        return {"tenant": "", "device": device, "id": f"{device}-m{i}",
+                "observedAt": f"2026-05-01T08:00:{i:02d}Z", "values": {"pm25": float(i)}}
+
+    first = {"measurements": [item("aq-1", i) for i in range(10)]}
+    response = await client.post("/ingest/v1/batch", content=orjson.dumps(first))
+    assert response.json() == {"accepted": 10, "duplicates": 0, "rejected": 0}
+    mixed = {"measurements": [*(item("aq-1", i) for i in range(5, 15)),
+                              *(item("aq-2", i) for i in range(4)), item("aq-2", 0)]}
+    response = await client.post("/ingest/v1/batch", content=orjson.dumps(mixed))
+    assert response.json() == {"accepted": 9, "duplicates": 6, "rejected": 0}
+    for device, count, last in (("aq-1", 15, 14.0), ("aq-2", 4, 3.0)):
+        entity_id = f"urn:ngsi-ld:AirQualityObserved:ecology:{device}"
+        history = (await client.get(TEMPORAL + entity_id,
+                                    params={"attrs": "pm25", "lastN": 100})).json()
+        assert [i["value"] for i in history["pm25"]] == [float(i) for i in range(count)]
+        assert (await client.get(f"/ngsi-ld/v1/entities/{entity_id}")).json()[
+            "pm25"]["value"] == last
+        state = (await client.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:Device:ecology:{device}"
+                                  )).json()
+        assert state["dateLastValueReported"]["value"] is not None
+        assert state["deviceState"]["value"] == "ok"
+
+
+async def test_unverified_messages_are_checked_by_the_hub(client: httpx.AsyncClient) -> None:
+    """An edge forwards messages of devices it did not know yet; the hub checks them against
+    its registry as it checks a device's own post."""
+    import base64
+
+    token = await register(client)
+
+    def raw(payload: dict[str, object]) -> str:
+        return base64.b64encode(orjson.dumps(payload)).decode()
+
+    body = {"unverified": [
+        {"device": "aq-1", "payload": raw({"id": "u1", "key": token, "values": {"pm25": 7.0}})},
+        {"device": "aq-1", "payload": raw({"id": "u2", "key": "wrong", "values": {"pm25": 8}})},
+        {"device": "ghost", "payload": raw({"values": {"pm25": 1}})},
+        {"device": "aq-1", "payload": "not base64!"}]}
+    response = await client.post("/ingest/v1/batch", content=orjson.dumps(body))
+    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": 2}
+    entity = (await client.get(f"/ngsi-ld/v1/entities/{AQ}")).json()
+    assert entity["pm25"]["value"] == 7.0
+    reasons = sorted(i["reason"] for i in (await client.get("/ingest/v1/dead-letters")).json()[
+        "items"])
+    assert reasons[0] == "bad or missing device credential"
+    assert reasons[1].startswith("malformed batch item")
+    assert reasons[2] == "unknown device"

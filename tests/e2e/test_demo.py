@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cityhub.web.testing import running_cityhub
+from cityhub.web.testing import RunningHub, running_cityhub
 
 pytestmark = pytest.mark.slow
 CITYHUB = str(Path(sys.executable).parent / "cityhub")
@@ -30,12 +30,13 @@ def test_demo_help_explains_the_options() -> None:
         assert option in out
 
 
-def history(url: str, at_least: int = 1, timeout_s: float = 60.0) -> int:
+def history(hub: RunningHub, at_least: int = 1, timeout_s: float = 60.0) -> int:
     """How many city congestion values the hub holds, once it holds `at_least`."""
     deadline = time.monotonic() + timeout_s
     while True:
-        answer = httpx.get(f"{url}/ngsi-ld/v1/temporal/entities/{CITY_INDEX}",
-                           params={"attrs": "congestionIndex", "options": "temporalValues"})
+        answer = httpx.get(f"{hub.url}/ngsi-ld/v1/temporal/entities/{CITY_INDEX}",
+                           params={"attrs": "congestionIndex", "options": "temporalValues"},
+                           headers=hub.service_token("demo-twin"))
         values = answer.json()["congestionIndex"]["values"] if answer.status_code == 200 else []
         if len(values) >= at_least or time.monotonic() > deadline:
             return len(values)
@@ -57,11 +58,14 @@ def gone(pid: int) -> bool:
 def test_a_second_run_resumes_from_the_stored_district(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running_cityhub(ARGS, data, **READY) as first:  # type: ignore[arg-type]
-        first_count = history(first.url, at_least=2)
-        assert first_count >= 2  # the twin publishes every simulated minute
+        first_count = history(first, at_least=2)
+        assert first_count >= 2  # the twin publishes every simulated minute, with its token
+        anonymous = httpx.get(f"{first.url}/ngsi-ld/v1/entities", params={"type": "Device"})
+        assert anonymous.status_code == 401  # authentication is on
+    passwords = (data / "demo" / "accounts.json").read_text()
     log = first.log()
     assert first.process.returncode == 0, log  # Ctrl-C stops everything cleanly
-    for part in ("hub", "MQTT broker", "district", "edge agent", "device simulator",
+    for part in ("identities", "hub", "MQTT broker", "district", "edge agent", "device simulator",
                  "SUMO twin", "operations page"):
         assert f"stopped {part}" in log
     assert "(generated now)" in log
@@ -72,7 +76,7 @@ def test_a_second_run_resumes_from_the_stored_district(tmp_path: Path) -> None:
     assert "14 registered now" in devices_log
 
     with running_cityhub(ARGS, data, **READY) as second:  # type: ignore[arg-type]
-        assert history(second.url, at_least=first_count + 1) > first_count
+        assert history(second, at_least=first_count + 1) > first_count
     log = second.log()
     assert second.process.returncode == 0, log
     assert "(reused)" in log
@@ -80,3 +84,5 @@ def test_a_second_run_resumes_from_the_stored_district(tmp_path: Path) -> None:
     assert all(gone(pid) for pid in children(log))
     devices_log = (data / "demo" / "logs" / "devices.log").read_text()
     assert "0 registered now, 14 reused" in devices_log
+    assert (data / "demo" / "accounts.json").read_text() == passwords  # same people, same
+    assert "transport.officer" in log  # the table of demo people to sign in as was printed

@@ -190,7 +190,8 @@ class Agent:
 
 
 def write_config(path: Path, *, hub_url: str, tenant: str, port: int = 1883,
-                 extra: str = "", transport: str = "http") -> Path:
+                 extra: str = "", transport: str = "http",
+                 bus_url: str = "nats://127.0.0.1:4222", forward: str = "raw") -> Path:
     path.write_text(f"""
 [mqtt]
 host = "127.0.0.1"
@@ -202,6 +203,8 @@ topic = "cityhub/{tenant}/+/up"
 url = "{hub_url}"
 token = "{EDGE_TOKEN}"
 transport = "{transport}"
+bus_url = "{bus_url}"
+forward = "{forward}"
 batch_size = 2000
 retry_max_s = 1.0
 

@@ -48,7 +48,7 @@ def test_measurements_alerts_and_dead_letters_reach_the_hub(
         letters = wait_for(lambda: (d := hub.dead_letters(tenant))["total"] == 2 and d, 20,
                            "two dead letters")
         reasons = {item["reason"] for item in letters["items"]}
-        assert "unknown device" in reasons
+        assert "unknown device" in reasons  # checked by the hub: the edge did not know it
         assert any("not JSON" in r for r in reasons)
         wait_for(lambda: alerts, 5, "the local alert")
         assert len(alerts) == 1  # raised on crossing 75, not again at 95
@@ -92,3 +92,42 @@ def test_hub_down_for_30_seconds_loses_and_duplicates_nothing(
             device.close()
     assert sum(expected.values()) >= 3000
     assert hub.history_counts(tenant, "pm25") == expected  # exactly once each
+
+
+def test_aggregated_forwarding_and_a_revoked_device(
+        mosquitto: None, hub: Hub, tenant: str, tmp_path: Path, agent_factory: Any) -> None:
+    """forward = "aggregated": one mean per attribute per window reaches the hub; a revoked
+    device's messages are refused at the edge (its registry copy says so)."""
+    import httpx
+
+    good = Device(tenant, "aq-1", hub.register("aq-1", "AirQualityObserved", tenant))
+    revoked = Device(tenant, "aq-2", hub.register("aq-2", "AirQualityObserved", tenant))
+    response = httpx.post(f"{hub.url}/devices/v1/devices/aq-2/revoke",
+                          headers={"NGSILD-Tenant": tenant, **hub.headers}, timeout=10)
+    assert response.status_code == 200, response.text
+    agent = agent_factory(write_config(tmp_path / "edge.toml", hub_url=hub.url, tenant=tenant,
+                                       forward="aggregated"))
+    agent.start()
+    for device in (good, revoked):
+        device.connect()
+    try:
+        for value in (10.0, 20.0, 30.0, 40.0):
+            good.publish({"pm25": value})
+        revoked.publish({"pm25": 99.0})
+        entity = "urn:ngsi-ld:AirQualityObserved:test:aq-1"
+        wait_for(lambda: hub.history_counts(tenant, "pm25").get(entity) == 1, 30,
+                 "the window's mean")
+        history = httpx.get(f"{hub.url}/ngsi-ld/v1/temporal/entities/{entity}",
+                            params={"attrs": "pm25"}, timeout=10,
+                            headers={"NGSILD-Tenant": tenant, **hub.headers}).json()
+        only = history["pm25"] if isinstance(history["pm25"], dict) else history["pm25"][0]
+        assert only["value"] == 25.0
+        letters = wait_for(lambda: (d := hub.dead_letters(tenant))["total"] == 1 and d, 20,
+                           "the revoked device's message dead-lettered")
+        assert letters["items"][0]["reason"] == "device is revoked"
+        assert letters["items"][0]["device"] == "aq-2"
+        assert "urn:ngsi-ld:AirQualityObserved:test:aq-2" not in hub.history_counts(
+            tenant, "pm25")
+    finally:
+        for device in (good, revoked):
+            device.close()

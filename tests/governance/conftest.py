@@ -5,6 +5,7 @@ catalogue with a sensitive dataset owned by the transport department)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,10 @@ def auth_settings(tmp_path: Path) -> Settings:
                     public_url="http://testserver", notify_workers=0)
 
 
-@pytest.fixture
-async def hub(auth_settings: Settings) -> AsyncIterator[Hub]:
-    app = create_app(auth_settings)
+@asynccontextmanager
+async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
+    """An authenticated hub in-process with the departments and ACCOUNTS."""
+    app = create_app(settings)
     app.state.audit = MemorySink()  # events kept in memory for the assertions
     async with app.router.lifespan_context(app):
         issuer: BuiltinIssuer = app.state.access.issuer
@@ -68,6 +70,21 @@ async def hub(auth_settings: Settings) -> AsyncIterator[Hub]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield Hub(app, http, issuer, app.state.audit)
+
+
+@pytest.fixture
+async def hub(auth_settings: Settings) -> AsyncIterator[Hub]:
+    async with running_hub(auth_settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def store_hub(store_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
+    """The hub on each real back-end in turn (SQLite, PostgreSQL)."""
+    settings = Settings(data_dir=tmp_path / "data", store_url=store_url,
+                        public_url="http://testserver", notify_workers=0)
+    async with running_hub(settings) as running:
+        yield running
 
 
 def spot(n: int, status: str = "free", lon: float = 116.40) -> dict[str, object]:
@@ -83,6 +100,12 @@ def spot(n: int, status: str = "free", lon: float = 116.40) -> dict[str, object]
 async def parking(hub: Hub) -> Callable[[str], dict[str, str]]:
     """A sensitive ParkingSpot dataset of transport with three spots written by its device;
     returns the token maker."""
+    await add_parking(hub)
+    return lambda subject: hub.token(subject)
+
+
+async def add_parking(hub: Hub) -> None:
+    """Catalogue the sensitive parking dataset and write three spots with transport's device."""
     steward = hub.token("stella")
     response = await hub.http.put("/catalogue/datasets/parking", headers=steward, json={
         "title": "Parking occupancy", "entityType": "ParkingSpot", "owner": "transport",
@@ -93,7 +116,6 @@ async def parking(hub: Hub) -> Callable[[str], dict[str, str]]:
                                   headers=hub.token("sensor-1"),
                                   json=[spot(1), spot(2, "occupied"), spot(3, lon=117.5)])
     assert written.status_code == 201, written.text
-    return lambda subject: hub.token(subject)
 
 
 @pytest.fixture

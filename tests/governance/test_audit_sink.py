@@ -64,3 +64,24 @@ def test_concurrent_appenders_make_one_sequence(db: Database, store_url: str,
         assert mine == [s for n in range(20) for s in (f"e{n}", f"e{n + 1000}")]
     ledger.sign(key)
     assert verify_ledger(db, key.public_key()).ok
+
+
+def test_heads_are_signed_on_schedule_when_the_log_grew(ledger: Ledger,
+                                                        key: Ed25519PrivateKey) -> None:
+    now = [0.0]
+    sink = LedgerSink(ledger, key, sign_interval_s=60.0, clock=lambda: now[0])
+    sink.record(event("a", 1))
+    assert sink.tick() is None  # flushed, but no head is due yet
+    assert (ledger.size(), ledger.latest_head()) == (1, None)
+    now[0] = 61.0
+    first = sink.tick()
+    assert first is not None
+    assert first.size == 1
+    now[0] = 200.0
+    assert sink.tick() is None  # due, but the log did not grow: no new head
+    sink.record(event("a", 2))
+    now[0] = 300.0
+    second = sink.tick()
+    assert second is not None
+    assert second.size == 2
+    assert [h.size for h in ledger.heads()] == [1, 2]

@@ -37,6 +37,9 @@ async def read_everywhere(hub: Hub, headers: dict[str, str]) -> dict[str, object
     out["types"] = types["typeList"]
     attributes = (await http.get(f"{API}/attributes", headers=headers)).json()
     out["attributes"] = attributes["attributeList"]
+    export = await http.get("/catalogue/datasets/parking/export", headers=headers)
+    out["export"] = (export.json()["features"] if export.status_code == 200
+                     else export.status_code)
     return out
 
 
@@ -46,6 +49,7 @@ async def test_owner_reads_everything(hub: Hub, parking: Tokens) -> None:
     assert set(seen["retrieve"]) >= {"status", "plate", "location"}  # type: ignore[arg-type]
     assert len(seen["q_on_plate"]) == 1  # type: ignore[arg-type]
     assert "ParkingSpot" in seen["types"]  # type: ignore[operator]
+    assert len(seen["export"]) == 3  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("subject", ["eric", "cora"])
@@ -60,6 +64,7 @@ async def test_no_grant_reveals_nothing_through_any_api(hub: Hub, parking: Token
     assert seen["temporal_query"] == []
     assert "ParkingSpot" not in seen["types"]  # type: ignore[operator]
     assert "plate" not in seen["attributes"]  # type: ignore[operator]
+    assert seen["export"] == 403
 
 
 async def grant(hub: Hub, tokens: Tokens, approver: str = "tina", **approval: object
@@ -93,6 +98,8 @@ async def test_a_grant_shows_only_granted_attributes_in_the_granted_area(
     assert "plate" not in temporal
     assert "status" in temporal
     assert all("plate" not in e for e in seen["temporal_query"])  # type: ignore[attr-defined]
+    assert [f["properties"] for f in seen["export"]] == [  # type: ignore[attr-defined]
+        {"type": "ParkingSpot", "status": "free"}, {"type": "ParkingSpot", "status": "occupied"}]
     # Without the declared purpose the grant does not apply.
     assert (await read_everywhere(hub, parking("eric")))["query"] == []
 

@@ -17,6 +17,7 @@ from cityhub.governance.policy import (
     PolicyError,
     Resource,
 )
+from cityhub.governance.posture import Posture
 
 STAFF = Principal("ann", PrincipalKind.STAFF, "ecology", clearance=Tier.SENSITIVE)
 DEVICE = Principal("d1", PrincipalKind.DEVICE, "transport")
@@ -35,8 +36,17 @@ def pdp() -> PolicyDecisionPoint:
     (STAFF, "read", Resource("p", "transport", Tier.PUBLIC), AccessContext(), True,
      "public-read,staff-read-internal"),
     (DEVICE, "write", SENSITIVE, AccessContext(), True, "device-writes-own-department"),
-    (DEVICE, "write", SENSITIVE, AccessContext(device_posture="compromised"), False,
-     "compromised-device"),
+    (DEVICE, "write", SENSITIVE, AccessContext(posture=Posture("d1", True, "ok")), True,
+     "device-writes-own-department"),
+    (DEVICE, "write", SENSITIVE, AccessContext(posture=Posture("d1", True, "revoked")), False,
+     "revoked-device"),
+    (DEVICE, "write", SENSITIVE, AccessContext(posture=Posture("d1", True, "ok", stale=True)),
+     False, "unhealthy-device-cannot-write"),
+    (DEVICE, "write", SENSITIVE, AccessContext(posture=Posture("d1", True, "faulty")), False,
+     "unhealthy-device-cannot-write"),
+    (STAFF, "read", SENSITIVE, AccessContext(granted=True,
+                                             posture=Posture("d1", True, "revoked")),
+     False, "revoked-device"),
     (DEVICE, "read", Resource("p", "transport", Tier.INTERNAL), AccessContext(), False,
      DEFAULT_DENY),
 ])
@@ -72,3 +82,26 @@ def test_a_broken_policy_folder_is_refused_at_start(tmp_path: Path) -> None:
         PolicyDecisionPoint(tmp_path)
     with pytest.raises(PolicyError):
         PolicyDecisionPoint(tmp_path / "missing")
+
+
+def test_policies_see_the_resource_attributes_and_the_context(tmp_path: Path) -> None:
+    """A declarative rule on what the dataset holds (its declared attributes, by short name),
+    where the request comes from and when."""
+    (tmp_path / "city.cedar").write_text(
+        '@id("no-plates-off-site") forbid (principal, action, resource) when {'
+        ' resource.attributes.contains("plate") && context.source != "10.0.0.1" };\n'
+        '@id("office-hours") permit (principal, action == CityHub::Action::"read", resource)'
+        ' when { context.hour >= 8 && context.hour < 18 };')
+    pdp = PolicyDecisionPoint(tmp_path)
+    plates = Resource("parking", "transport", Tier.SENSITIVE, attributes=(
+        "https://uri.etsi.org/ngsi-ld/default-context/plate",
+        "https://uri.etsi.org/ngsi-ld/location"))
+    status = Resource("occupancy", "transport", Tier.SENSITIVE, attributes=(
+        "https://uri.etsi.org/ngsi-ld/default-context/status",))
+    day, night = AccessContext(source="10.0.0.9", hour=9), AccessContext(hour=22)
+    assert pdp.decide(STAFF, "read", status, day).rule == "office-hours"
+    assert pdp.decide(STAFF, "read", status, night).rule == DEFAULT_DENY
+    refused = pdp.decide(STAFF, "read", plates, day)
+    assert (refused.allowed, refused.rule) == (False, "no-plates-off-site")
+    on_site = pdp.decide(STAFF, "read", plates, AccessContext(source="10.0.0.1", hour=9))
+    assert on_site.allowed

@@ -6,9 +6,11 @@ the right one; the private aggregate is charged to the real principal."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tests.governance.conftest import Hub
+from cityhub.config import Settings
+from tests.governance.conftest import API, Hub, running_hub
 
 AGGREGATE = "/privacy/datasets/air-quality/aggregate"
 QUERY = {"attribute": "pm25", "statistic": "count", "epsilon": 0.5, "bbox": "2.0,41.0,2.2,41.1",
@@ -103,3 +105,48 @@ async def test_devices_are_registered_by_their_department_or_a_steward(hub: Hub)
     assert await status(hub, "GET", "/devices/v1/devices/counter-9", "tina") == 200
     assert await status(hub, "GET", "/ingest/v1/dead-letters", "cora") == 403
     assert await status(hub, "GET", "/ingest/v1/dead-letters", "tina") == 200
+
+
+SENSITIVE_FLOW = """
+[[dataset]]
+id = "flow"
+type = "TrafficFlowObserved"
+owner = "transport"
+tier = "sensitive"
+ranges = { intensity = [0, 100] }
+"""
+
+
+async def test_a_private_aggregate_covers_data_the_asker_may_not_read(
+        tmp_path: Path) -> None:
+    """The aggregate is decided as `aggregate`, then computed over the whole dataset: a
+    citizen who may not read a single sensitive reading still gets the private count."""
+    catalogue = tmp_path / "catalogue.toml"
+    catalogue.write_text(SENSITIVE_FLOW)
+    settings = Settings(data_dir=tmp_path / "data", store_url=f"sqlite:///{tmp_path / 'h.db'}",
+                        public_url="http://testserver", notify_workers=0,
+                        datasets_file=catalogue, privacy_max_epsilon=100,
+                        privacy_budget=1000)
+    async with running_hub(settings) as hub:
+        for n in range(3):
+            written = await hub.http.post(f"{API}/temporal/entities",
+                                          headers=hub.token("sensor-1"), json={
+                "id": f"urn:ngsi-ld:TrafficFlowObserved:transport:{n}",
+                "type": "TrafficFlowObserved",
+                "location": {"type": "GeoProperty",
+                             "value": {"type": "Point", "coordinates": [116.4, 39.9]}},
+                "intensity": [{"type": "Property", "value": 10,
+                               "observedAt": f"2026-11-23T00:0{m}:00Z"} for m in range(3)]})
+            assert written.status_code == 201, written.text
+        cora = hub.token("cora")
+        unread = await hub.http.get(f"{API}/entities", params={"type": "TrafficFlowObserved"},
+                                    headers=cora)
+        assert unread.json() == []
+        answer = await hub.http.get("/privacy/datasets/flow/aggregate", headers=cora, params={
+            "attribute": "intensity", "statistic": "count", "epsilon": 100,
+            "bbox": "116,39,117,40", "cell": 1, "start": "2026-11-23T00:00:00Z",
+            "end": "2026-11-23T01:00:00Z", "contributions": 1})
+        assert answer.status_code == 200, answer.text
+        assert abs(answer.json()["groups"][0]["value"] - 3) < 0.2  # 3 devices, scale 0.01
+        assert not [e for e in hub.audit.events if e.action == "entity.read"
+                    and e.actor.endswith("#cora")]

@@ -41,7 +41,7 @@ def test_resco_scenarios_keep_their_clearance_and_decision_step() -> None:
     assert controller_for(RunSpec("x", "greedy"), arterial).decision_interval_s == 5.0
     assert controller_for(RunSpec("x", "max-pressure", config=(("decision_interval_s", 7),)),
                           arterial).decision_interval_s == 7.0
-    assert controller_for(RunSpec("x", "cityhub"), arterial).decision_interval_s == 2.0
+    assert controller_for(RunSpec("x", "cityhub"), arterial).decision_interval_s == 4.0
 
 
 def test_clearing_lanes_are_the_box_lanes_of_links_losing_green() -> None:

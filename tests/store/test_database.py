@@ -119,3 +119,99 @@ def test_close_waits_for_a_transaction_under_way(tmp_path: Path) -> None:
     assert outcome == [1]
     with pytest.raises(StoreClosed), database.transaction(write=False):
         pass
+
+
+def test_a_single_statement_read_sees_only_committed_rows(store_url: str) -> None:
+    """`fetch_one` reads without a transaction of its own: it sees each write once committed,
+    never while it is under way, and a closed database refuses it."""
+    import threading
+
+    from cityhub.store.database import StoreClosed
+
+    database = open_database(store_url)
+    with database.transaction(write=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS one_row_reads (x INTEGER)")
+        conn.execute("DELETE FROM one_row_reads")
+    inside, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with database.transaction(write=True) as conn:
+            conn.execute("INSERT INTO one_row_reads VALUES (7)")
+            inside.set()
+            release.wait(5)
+
+    count = "SELECT count(*) FROM one_row_reads WHERE x = ?"
+    writer = threading.Thread(target=write)
+    writer.start()
+    inside.wait(5)
+    assert database.fetch_one(count, (7,))[0] == 0
+    release.set()
+    writer.join(10)
+    assert database.fetch_one(count, (7,))[0] == 1
+    assert database.fetch_one("SELECT x FROM one_row_reads WHERE x = ?", (8,)) is None
+    database.close()
+    if database.dialect == "sqlite":
+        closed: type[Exception] = StoreClosed
+    else:
+        from psycopg_pool import PoolClosed as closed
+    with pytest.raises(closed):
+        database.fetch_one(count, (7,))
+
+
+def test_processes_sharing_a_sqlite_file_take_turns_to_write(tmp_path: Path) -> None:
+    """Each SqliteDatabase stands for one hub process (`serve --workers`): a write holds the
+    file's writer lock, so another process waits for its turn (retrying within milliseconds,
+    not in SQLite's busy handler), and every write of both lands."""
+    import fcntl
+    import os
+    import threading
+
+    from cityhub.store.database import SqliteDatabase
+
+    path = str(tmp_path / "shared.db")
+    first, second = SqliteDatabase(path), SqliteDatabase(path)
+    with first.transaction(write=True) as conn:
+        conn.execute("CREATE TABLE counter (n INTEGER)")
+        conn.execute("INSERT INTO counter VALUES (0)")
+        other = os.open(f"{path}-writer.lock", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the write committed
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+
+    def bump(database: SqliteDatabase) -> None:
+        for _ in range(50):
+            with database.transaction(write=True) as conn:
+                conn.execute("UPDATE counter SET n = n + 1")
+
+    threads = [threading.Thread(target=bump, args=(db,)) for db in (first, second) * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert second.fetch_one("SELECT n FROM counter")[0] == 300
+    first.close()
+    second.close()
+
+
+def test_a_writer_held_up_too_long_by_another_process_gets_database_is_locked(
+        tmp_path: Path) -> None:
+    """A process that keeps the write turn (hung) cannot stall the others for ever: they give
+    up after the busy timeout, as SQLite itself does."""
+    import fcntl
+    import os
+    import sqlite3
+
+    from cityhub.store.database import take_turn
+
+    lock = str(tmp_path / "db-writer.lock")
+    hung, waiting = (os.open(lock, os.O_RDWR | os.O_CREAT) for _ in range(2))
+    fcntl.flock(hung, fcntl.LOCK_EX)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        take_turn(waiting, timeout_s=0.05)
+    fcntl.flock(hung, fcntl.LOCK_UN)
+    take_turn(waiting, timeout_s=0.05)  # free again: the turn is taken at once
+    os.close(hung)
+    os.close(waiting)
+

@@ -3,6 +3,7 @@ operation keeps, adds and removes, its errors, and the timestamps it sets."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -160,12 +161,15 @@ def test_append_with_a_dataset_id_adds_an_instance(
         (None, 50.0), ("urn:ngsi-ld:Dataset:gps", 3)]
 
 
+@pytest.mark.parametrize("on_the_loop", [False, True], ids=["thread", "event-loop"])
 def test_update_changes_only_existing_attributes(
-    service: EntityService, store: SqlStore, clock: Clock
+    service: EntityService, store: SqlStore, clock: Clock, on_the_loop: bool
 ) -> None:
     service.create("", vehicle())
     later = clock.tick()
-    outcome = service.update_attrs("", V1, attrs({"speed": 10, "color": "red"}))
+    update = attrs({"speed": 10, "color": "red"})
+    outcome = (asyncio.run(service.update_attrs_async("", V1, update)) if on_the_loop
+               else service.update_attrs("", V1, update))
     assert outcome.updated == [SPEED]
     assert [name for name, _ in outcome.not_updated] == [iri("color")]
     got = stored(store)
@@ -313,3 +317,34 @@ def test_delete_many_reports_the_missing(service: EntityService, store: SqlStore
     assert [i for i, _ in outcome.errors] == ["urn:ngsi-ld:Vehicle:404"]
     assert store.get("", V1) is None
     assert store.get("", "urn:ngsi-ld:Vehicle:2") is not None
+
+
+@pytest.mark.parametrize("on_the_loop", [False, True], ids=["thread", "event-loop"])
+def test_attribute_updates_record_exactly_what_changed(
+    service: EntityService, store: SqlStore, clock: Clock, on_the_loop: bool
+) -> None:
+    """The attribute updates name the attributes they touch, so the store compares only
+    those: the other attributes must neither be recorded as changed nor as deleted, and an
+    update to the stored value records nothing and keeps the entity."""
+    seen: list[tuple[str, ...]] = []
+    store.listeners.append(lambda _conn, changes: seen.extend(c.attrs for c in changes))
+    service.create("", vehicle())
+    created = stored(store)
+    rows = len(history(store, "", V1))
+    clock.tick()
+    service.partial_update_attr("", V1, SPEED, attrs({"speed": {"value": 60}})[SPEED])
+    update = attrs({"brandName": "Seat", "color": "red"})
+    if on_the_loop:
+        asyncio.run(service.update_attrs_async("", V1, update))
+    else:
+        service.update_attrs("", V1, update)
+    recorded = history(store, "", V1)[rows:]
+    assert [(attr, deleted) for attr, _, deleted, _ in recorded] == [(SPEED, 0), (BRAND, 0)]
+    assert seen[1:] == [(SPEED,), (BRAND,)]
+    after = stored(store)
+    assert set(after["attrs"]) == set(created["attrs"])
+    clock.tick()
+    service.partial_update_attr("", V1, SPEED, attrs({"speed": {"value": 60}})[SPEED])
+    assert len(history(store, "", V1)) == rows + 2
+    assert len(seen) == 3
+    assert stored(store) == after

@@ -307,6 +307,39 @@ def test_failed_upserts_write_nothing(temporal: TemporalStore, store: SqlStore) 
     assert store.get("", V2) is None
 
 
+def test_upsert_many_writes_several_entities_in_one_transaction(
+    temporal: TemporalStore, store: SqlStore
+) -> None:
+    temporal.upsert("", temporal_vehicle((0, 0), (10, 1)))
+    v3 = {**temporal_vehicle((5, 50), (15, 51)), "id": "urn:ngsi-ld:Vehicle:3"}
+    repeat = temporal_vehicle((0, 0), (30, 3))  # V2 again: the two payloads are merged
+    created = temporal.upsert_many("", [temporal_vehicle((20, 2)), v3, repeat])
+    assert created == {"urn:ngsi-ld:Vehicle:3"}
+    current = store.get("", V2)
+    assert current is not None
+    assert current["attrs"][SPEED][0]["value"] == 3
+    assert values(temporal.read("", current, query(), {SPEED})[SPEED]) == [0, 1, 2, 3]
+    third = store.get("", "urn:ngsi-ld:Vehicle:3")
+    assert third is not None
+    assert values(temporal.read("", third, query(), {SPEED})[SPEED]) == [50, 51]
+    untyped = {k: v for k, v in temporal_vehicle((40, 4)).items() if k != "type"}
+    with pytest.raises(BadRequestData):  # one bad entity: nothing of the batch is written
+        temporal.upsert_many("", [temporal_vehicle((50, 5)), {**untyped, "id": "urn:x:new"}])
+    assert values(temporal.read("", current, query(), {SPEED})[SPEED]) == [0, 1, 2, 3]
+
+
+def test_upsert_many_known_new_skips_the_held_check(
+    temporal: TemporalStore, store: SqlStore
+) -> None:
+    """known_new is the caller's promise (device ingestion checks message ids): two equal
+    instances are then two history rows, as two messages are two observations."""
+    temporal.upsert_many("", [temporal_vehicle((0, 0), (10, 1))], known_new=True)
+    temporal.upsert_many("", [temporal_vehicle((0, 0))], known_new=True)
+    current = store.get("", V2)
+    assert current is not None
+    assert values(temporal.read("", current, query(), {SPEED})[SPEED]) == [0, 0, 1]
+
+
 def test_delete_entity_forgets_its_history(
     temporal: TemporalStore, store: SqlStore, vehicle: Entity
 ) -> None:

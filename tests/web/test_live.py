@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,8 @@ import pytest
 from cityhub.api.app import create_app
 from cityhub.api.routers import ops
 from cityhub.config import Settings
+from cityhub.web import sample_district as sd
+from cityhub.web import visibility
 from cityhub.web.live import LocalFeed, Notice
 
 
@@ -88,21 +91,84 @@ class _Client:
         return self.gone
 
 
-async def test_the_stream_batches_the_notices_of_its_tenant_into_one_event() -> None:
-    feed, request = LocalFeed(), _Client()
-    stream = ops._batches(request, feed, "")  # type: ignore[arg-type]
+async def test_the_stream_sends_the_changed_rows_of_the_layers_the_reader_may_see(
+        wired: tuple[Any, httpx.AsyncClient]) -> None:
+    app, http = wired
+    state = sd.build(size=2, sensors=4)
+    assert (await http.post("/ngsi-ld/v1/entityOperations/upsert",
+                            json=sd.entities(state))).status_code in (201, 204)
+    snapshot = ops.snapshot_of(app)
+    views = visibility.everything()
+    del views["signals"]  # as for a reader who may not see the junctions
+    request = _Client()
+    stream = ops._batches(request, app.state.feed, "", snapshot, views)  # type: ignore[arg-type]
     assert (await anext(stream)).startswith(b"retry: 1000\nevent: hello")
     pending = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.05)
-    for n in range(3):
-        feed.publish(notice(n))
-    feed.publish(notice(7, tenant="other"))
-    event = await asyncio.wait_for(pending, 3)
+    road, signal = state.roads[0].id, sorted(state.signals)[0]
+    level = {"congestionLevel": {"type": "Property", "value": "severe"}}
+    phase = {"currentPhase": {"type": "Property", "value": 3}}
+    for entity_id, patch in ((road, level), (signal, phase)):
+        answer = await http.patch(f"/ngsi-ld/v1/entities/{entity_id}/attrs", json=patch)
+        assert answer.status_code == 204
+    app.state.feed.publish(Notice("other", road, "RoadSegment", "update", ()))
+    event = await asyncio.wait_for(pending, 5)
     head, data = event.split(b"\ndata: ")
-    assert head == b"event: changes"
-    changes = orjson.loads(data)["changes"]
-    assert [c["id"] for c in changes] == [notice(n).id for n in range(3)]
-    assert changes[0] == {"id": notice(0).id, "type": "RoadSegment", "op": "update",
-                          "attrs": ["congestionLevel"]}
+    assert head == b"event: rows"
+    body = orjson.loads(data)
+    assert set(body["layers"]) == {"roads"}  # not the junction
+    assert body["layers"]["roads"]["set"]["id"] == [road]
+    assert body["layers"]["roads"]["set"]["level"] == ["severe"]
+    assert body["layers"]["roads"]["removed"] == []
+    assert body["summary"]["counts"]["roads"] == len(state.roads)
     request.gone = True
+    await stream.aclose()
+
+
+async def test_the_stream_ends_when_the_readers_token_expires(
+        wired: tuple[Any, httpx.AsyncClient]) -> None:
+    app, _ = wired
+    stream = ops._batches(_Client(), app.state.feed, "", ops.snapshot_of(app),  # type: ignore[arg-type]
+                          visibility.everything(), until=time.time() + 0.2)
+    assert (await anext(stream)).startswith(b"retry: 1000\nevent: hello")
+    with pytest.raises(StopAsyncIteration):  # the page comes back and is decided again
+        await asyncio.wait_for(anext(stream), 5)
+
+
+async def test_the_stream_ends_once_the_readers_account_no_longer_stands(
+        wired: tuple[Any, httpx.AsyncClient]) -> None:
+    app, _ = wired
+    standing = True
+
+    async def stands() -> bool:
+        return standing
+
+    stream = ops._batches(_Client(), app.state.feed, "", ops.snapshot_of(app),  # type: ignore[arg-type]
+                          visibility.everything(), stands=stands)
+    assert (await anext(stream)).startswith(b"retry: 1000\nevent: hello")
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    standing = False
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(pending, 5)
+
+
+async def test_the_stream_decides_the_views_again_and_reloads_when_they_changed(
+        wired: tuple[Any, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, _ = wired
+    monkeypatch.setattr(ops, "REDECIDE_S", 0.0)
+    granted = visibility.everything()
+    revoked = dict(granted)
+    del revoked["meters"]  # as when the grant to the energy meters is revoked
+    decided = [granted, granted, revoked]
+
+    async def decide() -> dict[str, visibility.LayerView]:
+        return decided.pop(0) if decided else revoked
+
+    stream = ops._batches(_Client(), app.state.feed, "", ops.snapshot_of(app),  # type: ignore[arg-type]
+                          granted, decide=decide)
+    assert (await anext(stream)).startswith(b"retry: 1000\nevent: hello")
+    assert await asyncio.wait_for(anext(stream), 10) == b"event: reload\ndata: {}\n\n"
+    assert decided == []
     await stream.aclose()

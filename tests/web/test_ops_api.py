@@ -21,18 +21,20 @@ async def test_summary_of_the_sample_district(client: httpx.AsyncClient) -> None
     state = sd.build(size=3, sensors=25)
     await seed(client, state)
     body = (await client.get("/ops/summary")).json()
-    assert body["counts"] == {"RoadSegment": 12, "TrafficSignal": 9, "Device": 25,
-                              "TrafficFlowObserved": 0, "AirQualityObserved": 6,
-                              "EnergyMeter": 8, "Alert": 3}
+    assert body["counts"] == {"roads": 12, "signals": 9, "sensors": 25, "stations": 6,
+                              "meters": 8, "alerts": 2, "indices": 1}  # alerts: the open ones
     assert body["congestion"] == {"index": sd.city_index(state), "id": sd.CITY_INDEX_ID}
     aqi = [a for _, a in state.stations.values()]
     assert body["airQuality"]["meanAqi"] == round(sum(aqi) / len(aqi), 2)
     assert body["energy"]["activePowerKw"] == round(sum(p for _, p, _ in state.meters.values()), 1)
     assert body["alerts"]["open"] == 2
+    online = sum(1 for _, status, _ in state.sensors.values() if status == "ok")
+    assert body["sensors"] == {"reporting": 25, "online": online}
     rows = {row["key"]: row for row in body["scorecard"]}
     assert rows["congestionIndex"]["met"] == (sd.city_index(state) <= 4.0)
-    assert rows["sensorAvailability"]["measuredBy"] == "page"
-    assert body["features"] == {"audit": None, "login": None, "open311": None}
+    assert rows["sensorAvailability"]["value"] == round(100 * online / 25, 1)
+    assert body["features"] == {"audit": "/audit/leaves", "login": "/auth/login",
+                                "open311": None}
 
 
 async def test_summary_of_an_empty_hub_has_no_values_and_no_error(
@@ -43,6 +45,48 @@ async def test_summary_of_an_empty_hub_has_no_values_and_no_error(
     assert set(body["counts"].values()) == {0}
     assert body["congestion"]["index"] is None
     assert all(row["met"] is None for row in body["scorecard"])
+
+
+async def test_the_first_view_is_one_gzipped_answer_with_every_layer_as_columns(
+        client: httpx.AsyncClient) -> None:
+    state = sd.build(size=3, sensors=25)
+    await seed(client, state)
+    answer = await client.get("/ops/view", headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200
+    assert answer.headers["content-encoding"] == "gzip"
+    assert int(answer.headers["content-length"]) < len(answer.content)  # httpx inflated it
+    body = answer.json()
+    assert body["denied"] == []
+    sensors = body["layers"]["sensors"]
+    assert sorted(sensors) == ["id", "state", "x", "y"]
+    did = sorted(state.sensors)[3]
+    at = sensors["id"].index(did)
+    spot, status, _ = state.sensors[did]
+    assert (sensors["x"][at], sensors["y"][at], sensors["state"][at]) == (*spot, status)
+    roads = body["layers"]["roads"]
+    road = state.roads[0]
+    assert roads["line"][roads["id"].index(road.id)] == [v for p in road.line for v in p]
+    assert body["layers"]["alerts"]["severity"] == ["high", "low"]  # the closed one is left out
+    assert body["history"][-1][1] == sd.city_index(state)
+    assert body["reader"]["subject"] == "local-operator"
+
+
+async def test_the_first_view_follows_later_writes_without_reading_the_store_again(
+        client: httpx.AsyncClient) -> None:
+    state = sd.build(size=3, sensors=25)
+    await seed(client, state)
+    before = (await client.get("/ops/view")).json()
+    did = sorted(state.sensors)[0]
+    patch = {"deviceState": {"type": "Property", "value": "faulty"}}
+    assert (await client.patch(f"/ngsi-ld/v1/entities/{did}/attrs", json=patch)).status_code \
+        == 204
+    alert = sd.alerts(state, sd.utc_stamp())[0]["id"]
+    assert (await client.delete(f"/ngsi-ld/v1/entities/{alert}")).status_code == 204
+    after = (await client.get("/ops/view")).json()
+    assert after["version"] > before["version"]
+    sensors = after["layers"]["sensors"]
+    assert sensors["state"][sensors["id"].index(did)] == "faulty"
+    assert alert not in after["layers"]["alerts"]["id"]
 
 
 async def test_the_page_and_every_asset_it_names_are_served_from_the_hub(

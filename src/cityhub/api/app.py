@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.responses import Response
 
 from cityhub import __version__
 from cityhub.api import auth, context_fetch, governance_state, ingestion, notifier, problems
+from cityhub.api.fastpath import Hub
 from cityhub.api.ldio import json_response
 from cityhub.api.routers import (
     audit,
@@ -23,6 +25,7 @@ from cityhub.api.routers import (
     entities,
     ingest,
     jsonld_contexts,
+    login,
     ops,
     privacy,
     quality,
@@ -64,14 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             with governance_state.running(app, settings, store):
                 auth.start_access(app)
+                login.start(app)
                 app.state.catalogue = app.state.access.catalogue
                 governance_state.seed_catalogue(app.state.catalogue, settings.datasets_file)
                 async with ingestion.running(app), notifier.running(app):
+                    await ops.follow_bus(app)
                     yield
         finally:
             store.close()
 
-    app = FastAPI(
+    app = Hub(  # FastAPI, with retrieve and partial update answered first
         title="cityhub",
         version=__version__,
         summary="NGSI-LD context broker of the cityhub smart-city platform",
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     if settings.auth == "enabled":
         app.add_middleware(auth.AuthMiddleware, hub=app)
+        app.guard_fast_path(partial(auth.AuthMiddleware, hub=app))
 
     # /health first: FastAPI tries routes in order, and probes should not pay for the others.
     @app.get("/health", tags=["operations"], summary="Ready when the hub has opened its store")
@@ -88,12 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store.tenant_exists("")
         return json_response({"status": "ok", "version": __version__})
 
+    app.answer_first("/health", health)
+
     # Each router straight under the app (not nested in one /ngsi-ld/v1 router): every level
     # of included router is walked on each request. Entities first: they are the hot paths.
     for module in (entities, batch, discovery, temporal, subscriptions, jsonld_contexts):
         app.include_router(module.router, prefix=NGSI_LD_PREFIX)
-    for module in (audit, privacy, quality, auth_routes, catalogue, sharing, devices, ingest,
-                   deadletters):
+    for module in (audit, privacy, quality, auth_routes, login, catalogue, sharing, devices,
+                   ingest, deadletters):
         app.include_router(module.router)
     ops.install(app)
 

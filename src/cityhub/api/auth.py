@@ -15,6 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,14 +26,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.api.problems import problem
 from cityhub.config import Settings
+from cityhub.devices.hub import DeviceHub, UnknownDevice
+from cityhub.governance.accounts import AccountStatus
 from cityhub.governance.catalogue import SqlCatalogue
 from cityhub.governance.events import AuditSink
 from cityhub.governance.guard import Guard
 from cityhub.governance.guarded import GuardedService, GuardedStore, GuardedTemporal
-from cityhub.governance.identity import LOCAL_OPERATOR, Principal
+from cityhub.governance.identity import LOCAL_OPERATOR, Principal, PrincipalKind
 from cityhub.governance.issuer import BuiltinIssuer
 from cityhub.governance.jwks import KeySet, file_loader
 from cityhub.governance.policy import DEFAULT_POLICY_DIR, AccessContext, PolicyDecisionPoint
+from cityhub.governance.posture import NO_DEVICE, Posture, posture_of
 from cityhub.governance.sharing import SharingStore
 from cityhub.governance.subscribers import (
     OwnedSubscriptions,
@@ -47,10 +51,13 @@ from cityhub.store.temporal import TemporalStore
 
 log = logging.getLogger(__name__)
 PURPOSE_HEADER = "Cityhub-Purpose"
+DEVICE_HEADER = "Cityhub-Device"  # a request speaking for a device (its posture is decided on)
 PUBLIC_PATHS = frozenset({
     "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
     "/auth/jwks.json", "/.well-known/openid-configuration", "/catalogue/dcat",
+    "/", "/auth/login", "/ops/view", "/ops/summary", "/ops/events",  # the operations page
 })
+PUBLIC_PREFIXES = ("/static/",)  # the page's scripts and styles
 # Routes whose callers prove themselves with a credential of their own instead of a JWT:
 # devices post measurements with their device token, checked against the device registry.
 DEVICE_CREDENTIAL_PREFIX = "/ingest/v1/devices/"
@@ -58,7 +65,8 @@ DEVICE_CREDENTIAL_PREFIX = "/ingest/v1/devices/"
 # when one is set; without it they need a JWT like any client.
 EDGE_CREDENTIAL_PATHS = frozenset({"/ingest/v1/batch", "/devices/v1/registry"})
 # Public routes that still read a token when one is sent (to show more to a known caller).
-OPTIONAL_AUTH_PATHS = frozenset({"/catalogue/dcat"})
+# (The operations page's reads are cut to the caller's view: public data for anonymous ones.)
+OPTIONAL_AUTH_PATHS = frozenset({"/catalogue/dcat", "/ops/view", "/ops/summary", "/ops/events"})
 LOOPBACK = ("127.", "::1", "localhost")
 
 
@@ -76,6 +84,7 @@ class Access:
     catalogue: SqlCatalogue
     sharing: SharingStore
     subscribers: SubscriptionOwners
+    accounts: AccountStatus
 
 
 def _url_loader(url: str) -> Any:
@@ -103,7 +112,7 @@ def build_access(settings: Settings, store: Any) -> Access:
         verifier=TokenVerifier(trusted), issuer=issuer,
         pdp=PolicyDecisionPoint(settings.policy_dir or DEFAULT_POLICY_DIR),
         catalogue=SqlCatalogue(store.db), sharing=SharingStore(store.db),
-        subscribers=SubscriptionOwners(store.db),
+        subscribers=SubscriptionOwners(store.db), accounts=AccountStatus(issuer),
     )
 
 
@@ -136,7 +145,8 @@ class AuthMiddleware:
         path: str = scope["path"]
         token = self._header(scope)
         if (path in PUBLIC_PATHS and (token is None or path not in OPTIONAL_AUTH_PATHS)) or \
-                path.startswith(DEVICE_CREDENTIAL_PREFIX) or self._edge_credential(path):
+                path.startswith((DEVICE_CREDENTIAL_PREFIX, *PUBLIC_PREFIXES)) or \
+                self._edge_credential(path):
             await self.app(scope, receive, send)
             return
         try:
@@ -173,15 +183,29 @@ class AuthMiddleware:
         return token.strip()
 
     async def _verify(self, token: str) -> Principal:
+        access: Access = self.hub.state.access
         cached = self._cache.get(token)
         if cached is not None and cached[1] > time.time():
-            return cached[0]
-        access: Access = self.hub.state.access
-        principal = await anyio.to_thread.run_sync(access.verifier.verify, token)
-        self._cache[token] = (principal, _expiry(token))
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            principal = cached[0]
+        else:
+            principal = await anyio.to_thread.run_sync(access.verifier.verify, token)
+            self._cache[token] = (principal, _expiry(token))
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        reason = await account_refusal(access, principal)
+        if reason is not None:
+            raise AuthenticationFailed(f"{reason}: its tokens are no longer accepted")
         return principal
+
+
+async def account_refusal(access: Access, principal: Principal) -> str | None:
+    """Why `principal`'s account no longer stands (built-in issuer only; cached), or None."""
+    if principal.issuer != access.issuer.issuer:
+        return None
+    found, reason = access.accounts.cached(principal.subject)
+    if not found:
+        reason = await anyio.to_thread.run_sync(access.accounts.check, principal.subject)
+    return reason
 
 
 def _expiry(token: str) -> float:
@@ -232,12 +256,31 @@ def request_guard(request: Request) -> Guard | None:
     if guard is None:
         access = get_access(request)
         client = request.client.host if request.client else ""
-        purpose = request.headers.get(PURPOSE_HEADER) or current_principal(request).purpose
-        context = AccessContext(purpose=purpose or "", source=client)
-        guard = Guard(current_principal(request), access.pdp, access.catalogue,
+        principal = current_principal(request)
+        purpose = request.headers.get(PURPOSE_HEADER) or principal.purpose
+        context = AccessContext(purpose=purpose or "", source=client,
+                                posture=request_posture(request, principal))
+        guard = Guard(principal, access.pdp, access.catalogue,
                       access.sharing, get_audit(request), context)
         request.state.guard = guard
     return guard
+
+
+def request_posture(request: Request, principal: Principal) -> Posture:
+    """The registry's posture of the device the request comes from (a device principal) or
+    names (the Cityhub-Device header); no device, no posture. Read on each request."""
+    device_id = (principal.subject if principal.kind is PrincipalKind.DEVICE
+                 else request.headers.get(DEVICE_HEADER))
+    if not device_id:
+        return NO_DEVICE
+    registry: DeviceHub | None = getattr(request.app.state, "devices", None)
+    if registry is None:
+        return posture_of(device_id, False, now=datetime.now(UTC))
+    try:  # an invalid tenant name holds no device
+        record = registry.get(request.headers.get("ngsild-tenant") or "", device_id)
+    except UnknownDevice:
+        return posture_of(device_id, False, now=datetime.now(UTC))
+    return posture_of(device_id, True, record.state, record.last_seen, now=datetime.now(UTC))
 
 
 def guarded_store(request: Request, store: Store) -> Store:

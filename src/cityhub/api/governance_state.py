@@ -22,7 +22,7 @@ from cityhub.governance.catalogue import SqlCatalogue
 from cityhub.governance.datasets import Dataset
 from cityhub.governance.events import AuditEvent
 from cityhub.governance.ledger import Ledger
-from cityhub.governance.memory_catalogue import MemoryCatalogue
+from cityhub.governance.memory_catalogue import MemoryCatalogue, load_areas
 from cityhub.governance.signing import load_or_create_key
 from cityhub.ngsild.errors import ResourceNotFound
 from cityhub.store.sql import SqlStore
@@ -51,6 +51,7 @@ def running(app: FastAPI, settings: Settings, store: SqlStore) -> AbstractContex
         app.state.ledger = ledger
         app.state.audit_key = key
         app.state.privacy_budgets = PrivacyBudgets(store.db, settings.privacy_budget)
+        app.state.privacy_areas = load_areas(settings.datasets_file)
         sink: LedgerSink | None = None
         if getattr(app.state, "audit", None) is None:  # else the embedding app brought its own
             if settings.audit_enabled:
@@ -88,6 +89,14 @@ def history_reader(request: Request) -> TemporalStore:
             reader = state.governance_history = TemporalStore(
                 state.store, instance_limit=HISTORY_LIMIT)
     return reader
+
+
+def whole_store(request: Request) -> SqlStore:
+    """The hub's store unguarded: for what a governance service computes over all stored data
+    (freshness duties, quality scores, private aggregates, exports that pass each entity
+    through the guard themselves). The route itself is decided first."""
+    store: SqlStore = request.app.state.store
+    return store
 
 
 def catalogued(request: Request, tenant: str, dataset_id: str) -> Dataset:

@@ -11,8 +11,10 @@ process at a time; `throttling` sends everything queued since the last notificat
 subscription store and its change listener and, when `notify_workers > 0`, runs the worker.
 With a JetStream bus (CITYHUB_BUS_URL=nats://...) subscriptions are matched from the bus
 instead: every hub process consumes `cityhub.changes.>` with the shared durable consumer
-`cityhub-subscriptions` and queues what each change triggers (at least once; a change is
-acknowledged once its notifications are queued), so the hub processes share that work.
+`cityhub-subscriptions` and queues what each change triggers, so the hub processes share that
+work. Exactly once: the change's message id is recorded (`bus_consumed`) in the transaction
+that queues its notifications, and the message acknowledged after it; a redelivery finds the
+record and queues nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cityhub.store.service import utc_now
 from cityhub.store.subscriptions import Claim, Pending, SubscriptionStore
 
 log = logging.getLogger(__name__)
+SUBSCRIPTIONS_CONSUMER = "cityhub-subscriptions"
 JSON, LD_JSON, GEO_JSON = "application/json", "application/ld+json", "application/geo+json"
 
 
@@ -312,7 +315,7 @@ async def running(app: FastAPI, config: NotifierConfig | None = None) -> AsyncIt
     subscriptions = SubscriptionStore(store.db)
     from_bus = bool(getattr(app.state, "bus_durable", False))
     if from_bus:
-        await app.state.bus.subscribe("cityhub.changes.>", "cityhub-subscriptions",
+        await app.state.bus.subscribe("cityhub.changes.>", SUBSCRIPTIONS_CONSUMER,
                                       _queue_from_bus(store, subscriptions))
     else:
         store.listeners.append(subscriptions.on_changes)
@@ -338,13 +341,21 @@ def _queue_from_bus(store: Any, subscriptions: SubscriptionStore) -> Callable[
         [Any], Awaitable[None]]:
     """The bus handler: queue the notifications one published change triggers."""
     from cityhub.api.ingestion import change_from_json
+    from cityhub.devices.tables import first_delivery
+    from cityhub.ngsild.payload import format_datetime
+    from cityhub.store.service import utc_now
 
-    def queue(change: Any) -> None:
+    me = f"{socket.gethostname()}:{os.getpid()}"
+
+    def queue(change: Any, msg_id: str | None) -> None:
         with store.db.transaction(write=True) as conn:
-            subscriptions.on_changes(conn, [change])
+            # a redelivery (its acknowledgement was lost) queues nothing twice
+            if msg_id is None or first_delivery(conn, SUBSCRIPTIONS_CONSUMER, msg_id, me,
+                                                format_datetime(utc_now())):
+                subscriptions.on_changes(conn, [change])
 
     async def handle(message: Any) -> None:
         change = change_from_json(orjson.loads(message.data))
-        await asyncio.to_thread(queue, change)
+        await asyncio.to_thread(queue, change, message.msg_id)
 
     return handle

@@ -43,6 +43,18 @@ def problem(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM)
 
 
+def problem_of(exc: NgsiLdError) -> Response:
+    """The problem detail of an NGSI-LD error, with its headers (e.g. WWW-Authenticate)."""
+    response = problem(exc.status, exc.kind, exc.title, exc.detail, exc.instance)
+    response.headers.update(getattr(exc, "headers", {}))
+    return response
+
+
+def crash_response(exc: Exception) -> Response:
+    """What a client sees of an unexpected error (logged by the caller)."""
+    return problem(500, "InternalError", "Internal error", f"{type(exc).__name__}")
+
+
 def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
@@ -56,9 +68,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NgsiLdError)
     async def _ngsild(_request: Request, exc: NgsiLdError) -> Response:
-        response = problem(exc.status, exc.kind, exc.title, exc.detail, exc.instance)
-        response.headers.update(getattr(exc, "headers", {}))  # e.g. WWW-Authenticate of a 401
-        return response
+        return problem_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
@@ -75,4 +85,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.exception("event=unhandled_error path=%s", request.url.path)
-        return problem(500, "InternalError", "Internal error", f"{type(exc).__name__}")
+        return crash_response(exc)

@@ -19,10 +19,16 @@ from cityhub.governance.policy import Resource
 
 AUDIT_LEDGER = "cityhub:audit-ledger"
 DEVICE_REGISTRY = "cityhub:devices"
+IDENTITY_STORE = "cityhub:identity"
 
 
 def ledger_resource() -> Resource:
     return Resource(AUDIT_LEDGER, "cityhub", Tier.CORE)
+
+
+def identity_resource() -> Resource:
+    """The built-in issuer's accounts (disable, enable, remove: `administer`)."""
+    return Resource(IDENTITY_STORE, "cityhub", Tier.CORE)
 
 
 def registry_resource(tenant: str, owner: str = "") -> Resource:

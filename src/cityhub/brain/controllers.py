@@ -43,6 +43,12 @@ class Controller:
         digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()
         return f"{self.name}@{self.version}#{digest[:10]}"
 
+    def needs_observation(self, green: bool, elapsed_s: float) -> bool:
+        """Whether a junction showing a green (`green`, for `elapsed_s`) or in a transition
+        needs observing now. A controller that says no would keep its junction's course
+        (current green or transition target): observers may then skip the junction."""
+        return True
+
     def decide(self, observations: Mapping[str, JunctionObservation]) -> Decisions:
         return {jid: self.choose(obs) for jid, obs in observations.items()}
 

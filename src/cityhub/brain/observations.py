@@ -13,13 +13,13 @@ class LaneState(NamedTuple):
 
     A named tuple: the twin builds hundreds per decision, and tuples are the cheapest to make."""
 
-    queue: int
-    vehicles: int
+    queue: float
+    vehicles: float
     waiting_s: float = 0.0
     length_m: float = 100.0
 
     @property
-    def moving(self) -> int:
+    def moving(self) -> float:
         """Vehicles on the lane that are not halted (approaching the stop line)."""
         return max(0, self.vehicles - self.queue)
 
@@ -108,9 +108,14 @@ class JunctionObservation:
     phase_elapsed_s: float
     target: int | None = None
     extra: Mapping[str, float] = field(default_factory=dict)
+    approach: Mapping[str, LaneState] | None = None
+    """Per incoming lane, the lane together with the short lanes feeding it within the
+    controller's reach (`approach_m`), when the observer can see them: a junction behind a 1-m
+    stub lane keeps its queue upstream. None: the incoming lanes alone."""
 
     def lane(self, lane_id: str) -> LaneState:
         return self.lanes.get(lane_id, EMPTY_LANE)
+
 
     def phase_demand(self) -> tuple[bool, ...]:
         """Per phase: does any incoming lane of it hold a vehicle (for the max-red rule)."""

@@ -92,9 +92,15 @@ class SignalHead:
     def green_elapsed(self, now: float) -> float:
         return now - self.since if self.stage is Stage.GREEN else 0.0
 
-    def _starved(self, now: float, demand: Sequence[bool] | None) -> int | None:
+    @property
+    def starve_after_s(self) -> float:
+        """How long a phase with waiting vehicles may stay red before the layer serves it
+        (the maximum red less the clearance that precedes its green)."""
         rules = self.rules
-        threshold = rules.max_red_s - rules.yellow_s - rules.all_red_s - rules.clear_extension_s
+        return rules.max_red_s - rules.yellow_s - rules.all_red_s - rules.clear_extension_s
+
+    def _starved(self, now: float, demand: Sequence[bool] | None) -> int | None:
+        threshold = self.starve_after_s
         if demand is None or now - min(self.last_green) < threshold:
             return None
         waiting = [
@@ -105,10 +111,40 @@ class SignalHead:
         ]
         return max(waiting)[1] if waiting else None
 
-    @property
-    def clearing(self) -> bool:
-        """True during yellow and all-red: the caller should say whether the box is clear."""
-        return self.stage is not Stage.GREEN
+    def late_phases(self, when: float) -> tuple[int, ...]:
+        """The phases other than the current one that will have been red long enough for the
+        max-red rule by `when`: only their demand matters until then."""
+        threshold = self.starve_after_s
+        if when - min(self.last_green) < threshold:
+            return ()  # none is (the usual case: spare the loop)
+        return tuple(p for p in range(len(self.phases))
+                     if p != self.phase and when - self.last_green[p] >= threshold)
+
+    def needs_box(self, now: float) -> bool:
+        """Whether `tick(now)` reads `box_clear`: in the all-red, or at the end of the yellow."""
+        if self.stage is Stage.ALL_RED:
+            return True
+        return self.stage is Stage.YELLOW and now - self.since >= self.rules.yellow_s
+
+    def quiet_until(self, demand: Sequence[bool] | None = None) -> float:
+        """Until when `tick` (with this `demand` and no new request) would keep showing the same
+        green and change nothing that matters: callers may skip ticks before that time.
+
+        A green whose request differs switches once its minimum green is over; one that keeps
+        its request only changes when a waiting phase reaches the maximum red (the green's own
+        `last_green` is refreshed by the tick that ends it). A yellow changes nothing before
+        its end; the all-red ticks every second (it waits for the box to clear)."""
+        if self.stage is Stage.YELLOW:
+            return self.since + self.rules.yellow_s
+        if self.stage is not Stage.GREEN:
+            return float("-inf")
+        if self.requested != self.phase:
+            return self.since + self.rules.min_green_s
+        if demand is None:
+            return float("inf")
+        waits = [self.last_green[p] for p in range(len(self.phases))
+                 if p != self.phase and p < len(demand) and demand[p]]
+        return min(waits) + self.starve_after_s if waits else float("inf")
 
     def tick(self, now: float, demand: Sequence[bool] | None = None,
              box_clear: bool = True) -> str:

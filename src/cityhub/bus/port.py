@@ -1,6 +1,8 @@
 """The `Bus` port: publish messages on subjects, and consume them with durable, shared
 subscriptions (every subscriber of one durable name shares its messages; a handler that raises
-gets the message again later). Subjects are dot-separated; `*` matches one token, `>` the rest.
+gets the message again later) or with broadcast listeners (every listener, in every process,
+gets every message published from the moment it listens; nothing is redelivered). Subjects are
+dot-separated; `*` matches one token, `>` the rest.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ class Bus(Protocol):
 
     async def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
         """Deliver messages on `subject` to `handler` until `close`; shared per `durable`."""
+        ...
+
+    async def listen(self, subject: str, handler: Handler) -> None:
+        """Deliver every message on `subject` published from now on to `handler`, in the order
+        the bus holds them, until `close`; each listener (in each process) gets them all. For
+        state kept per process (caches, live views), not for work: a handler that raises is
+        logged and the message is not delivered again; nothing published before is replayed."""
         ...
 
     async def close(self) -> None: ...

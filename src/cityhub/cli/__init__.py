@@ -55,9 +55,12 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         f"{settings.resolved_store_url().split('@')[-1]}"
         + (f", {workers} worker processes" if workers > 1 else "")
     )
+    if workers > 1 and settings.bus_url.startswith("memory:"):
+        console.print("[bold yellow]WARNING: with the in-process bus each worker's operations "
+                      "page shows only that worker's writes: set CITYHUB_BUS_URL=nats://...[/]")
     if workers > 1:
         # Worker processes build their own app from the environment; hub processes share
-        # nothing but the store, so they can serve side by side.
+        # nothing but the store (and the bus, when it is NATS), so they can serve side by side.
         os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
         # A worker answers the supervisor's health pings only once it has imported the app;
         # on a busy machine that takes longer than uvicorn's 5 s, and it would be killed and

@@ -93,6 +93,30 @@ def token(
     typer.echo(signed)
 
 
+@app.command()
+def disable(name: str) -> None:
+    """Disable an account: its tokens are refused by every hub process within 2 s."""
+    with issuer() as builtin:
+        builtin.set_disabled(name, True)
+    console.print(f"disabled [bold]{name}[/]: its tokens are refused from now on")
+
+
+@app.command()
+def enable(name: str) -> None:
+    """Enable a disabled account again."""
+    with issuer() as builtin:
+        builtin.set_disabled(name, False)
+    console.print(f"enabled [bold]{name}[/]")
+
+
+@app.command()
+def remove(name: str) -> None:
+    """Remove an account: its tokens are refused by every hub process within 2 s."""
+    with issuer() as builtin:
+        builtin.remove_account(name)
+    console.print(f"removed [bold]{name}[/]: its tokens are refused from now on")
+
+
 @app.command("rotate-key")
 def rotate_key() -> None:
     """Make a new signing key; tokens signed by older keys keep verifying until retired."""

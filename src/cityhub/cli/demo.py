@@ -2,7 +2,9 @@
 
 Started in order (cityhub.web.orchestrator), stopped in reverse on Ctrl-C:
 
-    hub              uvicorn in this process, SQLite under the data dir, auth off on loopback
+    identities       departments, the district's datasets, service accounts for the twin and
+                     the devices, demo people with passwords, a grant (web.demo_identity)
+    hub              uvicorn in this process, SQLite under the data dir, authentication on
     MQTT broker      amqtt in a thread of this process, 1883 or a free port
     district         the generated grid (or a RESCO scenario), generated once into the data dir
     edge agent       `cityhub edge --config DATA/demo/edge.toml`, its own process
@@ -11,24 +13,27 @@ Started in order (cityhub.web.orchestrator), stopped in reverse on Ctrl-C:
                      per process), paced to real time x --speed, restarted when the run ends
     operations page  served by the hub at /
 
-A second run resumes: the hub's store, the generated network and the devices' tokens are in the
-data dir (./.cityhub, or CITYHUB_DATA_DIR).
+A second run resumes: the hub's store, the accounts and passwords, the generated network and the
+devices' tokens are in the data dir (./.cityhub, or CITYHUB_DATA_DIR).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
+from rich.table import Table
 
 from cityhub.cli.common import configure_logging, console, fail, free_port, load_settings
 from cityhub.config import Settings
 from cityhub.sandbox.scenarios import Scenario
 from cityhub.web.children import ChildProcess, cityhub_command, module_command, wait_for
+from cityhub.web.demo_identity import DEVICE_OWNER, DEVICES, PEOPLE, TWIN, DemoIdentity, prepare
 from cityhub.web.district import (
     GENERATED,
     DemoPaths,
@@ -103,8 +108,41 @@ def _exited(name: str, code: int) -> None:
         console.print(f"[yellow]{name} exited with {code}[/] (see its log in the data dir)")
 
 
+class IdentityPart:
+    """Accounts, datasets and tokens in the hub's store, made before the hub opens it."""
+
+    def __init__(self, settings: Settings, root: Path) -> None:
+        self.settings = settings
+        self.root = root
+        self.made: DemoIdentity | None = None
+
+    def start(self) -> str:
+        from cityhub.store import open_store
+
+        store = open_store(self.settings.resolved_store_url())
+        try:
+            self.made = prepare(store.db, self.settings.auth_issuer, self.settings.auth_audience,
+                                self.root, self.settings.datasets_file)
+        finally:
+            store.close()
+        self.settings.edge_token = SecretStr(self.made.edge_token)
+        return f"{len(PEOPLE)} people, {len(self.made.tokens)} service accounts; passwords in " \
+            f"{self.made.accounts}"
+
+    def token(self, name: str) -> str:
+        assert self.made is not None
+        return str(self.made.tokens[name])
+
+    def people(self) -> Table:
+        table = Table("sign in as", "password", "sees", title="demo accounts (page: Sign in)")
+        passwords = self.made.passwords if self.made else {}
+        for person in PEOPLE:
+            table.add_row(person.name, passwords.get(person.name, "?"), person.role)
+        return table
+
+
 def components(settings: Settings, port: int, scenario: str, speed: float,
-               devices: int) -> list[Component]:
+               devices: int, identity: IdentityPart) -> list[Component]:
     """The demo's parts, in start order."""
     paths = DemoPaths(settings.data_dir / "demo")
     hub = HubThread(settings, port)
@@ -129,7 +167,8 @@ def components(settings: Settings, port: int, scenario: str, speed: float,
         return f"{found.config} ({how})"
 
     def start_edge() -> str:
-        write_edge_config(paths, HOST, broker.port, hub.url)
+        token = settings.edge_token.get_secret_value() if settings.edge_token else None
+        write_edge_config(paths, HOST, broker.port, hub.url, token)
         return edge.start()
 
     def start_simulator() -> str:
@@ -137,7 +176,8 @@ def components(settings: Settings, port: int, scenario: str, speed: float,
         simulator.command = module_command(
             "cityhub.web.devices_worker", "--count", str(devices), "--rate", f"{rate:.3g}",
             "--broker", f"{HOST}:{broker.port}", "--hub", hub.url, "--store",
-            str(paths.devices), "--centre", f"{lon},{lat}", "--spread", f"{half_lon},{half_lat}")
+            str(paths.devices), "--centre", f"{lon},{lat}", "--spread", f"{half_lon},{half_lat}",
+            "--owner", DEVICE_OWNER, "--token-file", identity.token(DEVICES))
         where = simulator.start()
         wait_for(lambda: "devices:" in simulator.output(), 120,
                  "the devices were not registered", simulator)
@@ -146,7 +186,8 @@ def components(settings: Settings, port: int, scenario: str, speed: float,
     def start_twin() -> str:
         twin.command = module_command(
             "cityhub.web.twin_worker", "--scenario", str(prepared[0].config),
-            "--hub", hub.url, "--speed", f"{speed:g}", "--out", str(paths.twin))
+            "--hub", hub.url, "--speed", f"{speed:g}", "--out", str(paths.twin),
+            "--token-file", identity.token(TWIN))
         return f"{speed:g}x real time, controller cityhub; {twin.start()}"
 
     def check_page() -> str:
@@ -157,6 +198,7 @@ def components(settings: Settings, port: int, scenario: str, speed: float,
 
     store = settings.resolved_store_url().split("@")[-1]
     return [
+        Component("identities", identity.start, what="accounts, datasets, a grant, tokens"),
         Component("hub", hub.start, hub.stop, f"NGSI-LD API at /ngsi-ld/v1, store {store}"),
         Component("MQTT broker", broker.start, broker.stop, "embedded amqtt"),
         Component("district", start_district, what=f"SUMO scenario {scenario!r}"),
@@ -196,17 +238,17 @@ def demo(
     settings = load_settings()
     configure_logging("warning")
     interruptible()
-    if "CITYHUB_AUTH" not in os.environ:  # its publishers and page send no tokens yet
-        settings.auth = "disabled"  # HOST is loopback
-        console.print("[yellow]demo: authentication is off on this loopback demo "
-                      "(CITYHUB_AUTH=enabled keeps it on)[/]")
+    if settings.auth == "disabled":
+        console.print("[yellow]demo: authentication is off (CITYHUB_AUTH=disabled): every "
+                      "visitor sees everything[/]")
     chosen = free_port(HOST, port)
     if chosen != port:
         console.print(f"port {port} is busy: using {chosen} instead")
     settings.public_url = settings.public_url or f"http://{HOST}:{chosen}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     orchestrator = Orchestrator(console)
-    for component in components(settings, chosen, scenario, speed, devices):
+    identity = IdentityPart(settings, settings.data_dir / "demo")
+    for component in components(settings, chosen, scenario, speed, devices, identity):
         orchestrator.add(component)
     try:  # Ctrl-C at any point, even while starting, stops what has started
         try:
@@ -214,6 +256,8 @@ def demo(
         except StartError as error:
             raise fail(str(error)) from None
         console.print(orchestrator.table())
+        if settings.auth == "enabled":
+            console.print(identity.people())
         console.print(f"open [bold]http://{HOST}:{chosen}/[/] - Ctrl-C stops everything")
         while True:
             time.sleep(0.5)

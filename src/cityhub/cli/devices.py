@@ -11,12 +11,18 @@ from cityhub.cli.common import console, fail
 app = typer.Typer(help="Register and manage devices on a hub.", no_args_is_help=True)
 HubOption = Annotated[str, typer.Option(help="Hub URL.")]
 TenantOption = Annotated[str, typer.Option(help="Tenant (empty: the default tenant).")]
+TokenOption = Annotated[str | None, typer.Option(
+    envvar="CITYHUB_TOKEN", help="Bearer token for a hub with authentication (`cityhub auth "
+    "token NAME` of a steward or of staff of the owning department).")]
 
 
-def _call(hub: str, tenant: str, method: str, path: str, **kwargs: Any) -> Any:
+def _call(hub: str, tenant: str, token: str | None, method: str, path: str,
+          **kwargs: Any) -> Any:
     import httpx
 
     headers = {"NGSILD-Tenant": tenant} if tenant else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         response = httpx.request(method, f"{hub.rstrip('/')}{path}", headers=headers,
                                  timeout=10.0, **kwargs)
@@ -41,51 +47,55 @@ def register(
     decoder: Annotated[str, typer.Option(help="Payload decoder: json or kv.")] = "json",
     hub: HubOption = "http://127.0.0.1:1026",
     tenant: TenantOption = "",
+    token: TokenOption = None,
 ) -> None:
     """Register a device and print its token (shown once)."""
     body = {"id": device_id, "type": type_, "owner": owner, "location": [lon, lat],
             "decoder": decoder}
-    device = _call(hub, tenant, "POST", "/devices/v1/devices", json=body)
+    device = _call(hub, tenant, token, "POST", "/devices/v1/devices", json=body)
     console.print(f"registered {device_id}: topic {device['topic']}, entity {device['entityId']}")
     typer.echo(device["token"])
 
 
 @app.command("list")
-def list_devices(hub: HubOption = "http://127.0.0.1:1026", tenant: TenantOption = "") -> None:
+def list_devices(hub: HubOption = "http://127.0.0.1:1026", tenant: TenantOption = "",
+                 token: TokenOption = None) -> None:
     """List the devices with their state and last-seen time."""
-    for device in _call(hub, tenant, "GET", "/devices/v1/devices"):
+    for device in _call(hub, tenant, token, "GET", "/devices/v1/devices"):
         typer.echo(f"{device['id']}\t{device['type']}\t{device['owner']}\t{device['state']}\t"
                    f"{device['lastSeen'] or '-'}")
 
 
 @app.command()
 def revoke(device_id: str, hub: HubOption = "http://127.0.0.1:1026",
-           tenant: TenantOption = "") -> None:
+           tenant: TenantOption = "", token: TokenOption = None) -> None:
     """Refuse the device's messages from now on."""
-    _call(hub, tenant, "POST", f"/devices/v1/devices/{device_id}/revoke")
+    _call(hub, tenant, token, "POST", f"/devices/v1/devices/{device_id}/revoke")
     console.print(f"{device_id} revoked")
 
 
 @app.command()
 def reinstate(device_id: str, hub: HubOption = "http://127.0.0.1:1026",
-              tenant: TenantOption = "") -> None:
+              tenant: TenantOption = "", token: TokenOption = None) -> None:
     """Accept a revoked device's messages again."""
-    _call(hub, tenant, "POST", f"/devices/v1/devices/{device_id}/reinstate")
+    _call(hub, tenant, token, "POST", f"/devices/v1/devices/{device_id}/reinstate")
     console.print(f"{device_id} reinstated")
 
 
 @app.command()
 def rotate(device_id: str, hub: HubOption = "http://127.0.0.1:1026",
-           tenant: TenantOption = "") -> None:
+           tenant: TenantOption = "", token: TokenOption = None) -> None:
     """Issue a new token for the device (printed once); the old one stops working."""
-    typer.echo(_call(hub, tenant, "POST", f"/devices/v1/devices/{device_id}/rotate")["token"])
+    rotated = _call(hub, tenant, token, "POST", f"/devices/v1/devices/{device_id}/rotate")
+    typer.echo(rotated["token"])
 
 
 @app.command("dead-letters")
 def dead_letters(hub: HubOption = "http://127.0.0.1:1026", tenant: TenantOption = "",
+                 token: TokenOption = None,
                  limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
     """Show the newest refused messages with their reasons."""
-    found = _call(hub, tenant, "GET", "/ingest/v1/dead-letters", params={"limit": limit})
+    found = _call(hub, tenant, token, "GET", "/ingest/v1/dead-letters", params={"limit": limit})
     console.print(f"{found['total']} dead letters")
     for item in found["items"]:
         typer.echo(f"{item['receivedAt']}\t{item['device']}\t{item['source']}\t{item['reason']}")

@@ -24,6 +24,8 @@ def devices(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     clock_speed: Annotated[float, typer.Option(min=0.001,
                                                help="Simulated hours per real hour.")] = 1.0,
+    token: Annotated[str | None, typer.Option(
+        envvar="CITYHUB_TOKEN", help="Bearer token for a hub with authentication.")] = None,
 ) -> None:
     """Register COUNT devices of every type on the hub and publish RATE msg/s via MQTT."""
     import httpx
@@ -35,7 +37,7 @@ def devices(
     if not host or not port_text.isdigit():
         raise fail(f"--broker must be host:port, not {broker!r}")
     try:
-        simulated = provision(hub, tenant, count, owner)
+        simulated = provision(hub, tenant, count, owner, token=token)
     except httpx.HTTPError as error:
         raise fail(f"cannot register devices at {hub}: {error}") from None
     console.print(f"simulating {len(simulated)} devices at {rate:g} msg/s on {broker}")

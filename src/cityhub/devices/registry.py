@@ -124,16 +124,20 @@ def device_entity(record: DeviceRecord) -> Entity:
 def measurement_entity(record: DeviceRecord, measurements: list[Measurement]) -> Entity:
     """One temporal entity holding every instance of `measurements` (all of `record`), each
     with its observedAt and unitCode; the newest becomes the current value."""
-    attrs: dict[str, list[Instance]] = {LOCATION: _point(record)}
-    kind = record.kind
+    by_name: dict[str, list[Instance]] = {}
+    units = {a.name: a.unit for a in record.kind.attributes}
     for measurement in measurements:
+        observed = measurement.observed_at
         for name, value in measurement.values.items():
-            instance: Instance = {"type": "Property", "value": value,
-                                  "observedAt": measurement.observed_at}
-            unit = kind.attribute(name)
-            if unit is not None and unit.unit is not None:
-                instance["unitCode"] = unit.unit
-            attrs.setdefault(_iri(name), []).append(instance)
+            instance: Instance = {"type": "Property", "value": value, "observedAt": observed}
+            unit = units.get(name)
+            if unit is not None:
+                instance["unitCode"] = unit
+            held = by_name.get(name)
+            if held is None:
+                held = by_name[name] = []
+            held.append(instance)
+    attrs = {LOCATION: _point(record), **{_iri(name): held for name, held in by_name.items()}}
     attrs[_iri("refDevice")] = [{"type": "Relationship", "object": record.device_entity_id}]
     return {"id": record.entity_id, "type": [_iri(record.type)], "attrs": attrs}
 

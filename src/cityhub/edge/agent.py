@@ -10,6 +10,7 @@ broker after a crash (the session survives), and the hub's message-id dedupe abs
 
 from __future__ import annotations
 
+import base64
 import logging
 import queue
 import socket
@@ -58,6 +59,23 @@ class Dead:
                 "payload": self.payload[:MAX_DEAD_PAYLOAD].decode("utf-8", "replace")}
 
 
+@dataclass(frozen=True)
+class Unverified:
+    """A message of a device this edge does not know (yet: registered since the last registry
+    refresh). The edge cannot check it, so it forwards it for the hub to check against its own
+    registry: a device's first messages are not lost to a stale copy."""
+
+    tenant: str
+    device_id: str
+    payload: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"device": self.device_id, "payload": base64.b64encode(self.payload).decode()}
+
+
+Item = Accepted | Dead | Unverified | Alert
+
+
 class EdgeAgent:
     def __init__(self, config: EdgeConfig, clock: Callable[[], float] = time.time) -> None:
         self.config, self.clock = config, clock
@@ -68,8 +86,8 @@ class EdgeAgent:
         self.windows = Windows(config.window_s)
         self.forwarder = Forwarder(self.outbox, self._sender, config.batch_size,
                                    config.retry_max_s)
-        self.counts = {"accepted": 0, "dead": 0, "alerts": 0}
-        self._queue: queue.Queue[tuple[Accepted | Dead | Alert, int, int]] = queue.Queue()
+        self.counts = {"accepted": 0, "dead": 0, "unverified": 0, "alerts": 0}
+        self._queue: queue.Queue[tuple[Item, int, int]] = queue.Queue()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="edge-writer", daemon=True)
         self._refresher = threading.Thread(target=self._refresh_loop, name="edge-registry",
@@ -86,7 +104,7 @@ class EdgeAgent:
 
     def _sender(self) -> Sender:
         if self.config.transport == "nats":
-            return BusSender(self.config.bus_url, self.config.client_id)
+            return BusSender(self.config.bus_url, f"{self.config.client_id}:{self.outbox.name}")
         return HttpSender(self.config.hub_url, self.config.hub_token)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -117,9 +135,10 @@ class EdgeAgent:
         self.outbox.close()
 
     def log_status(self) -> None:
-        log.info("event=edge_status accepted=%d dead=%d alerts=%d backlog=%d forwarded=%d "
-                 "hub_up=%s mqtt_up=%s", self.counts["accepted"], self.counts["dead"],
-                 self.counts["alerts"], self.outbox.size(), self.forwarder.forwarded,
+        log.info("event=edge_status accepted=%d dead=%d unverified=%d alerts=%d backlog=%d "
+                 "forwarded=%d hub_up=%s mqtt_up=%s", self.counts["accepted"],
+                 self.counts["dead"], self.counts["unverified"], self.counts["alerts"],
+                 self.outbox.size(), self.forwarder.forwarded,
                  self.forwarder.hub_up, self.connected.is_set())
 
     # -- MQTT -----------------------------------------------------------------------------------
@@ -148,17 +167,23 @@ class EdgeAgent:
             log.exception("event=intake_crashed topic=%r", message.topic[:128])
             item = Dead("", message.topic[:128], f"internal error: {type(error).__name__}",
                         bytes(message.payload))
-        if isinstance(item, Accepted):
-            for alert in self.check_rules(item):
-                client.publish(topic(alert.tenant, alert.device_id, "alert"),
-                               orjson.dumps(alert.to_json()), qos=0)
-                self._queue.put((alert, 0, 0))
+        alerts = self.check_rules(item) if isinstance(item, Accepted) else []
+        for alert in alerts:
+            client.publish(topic(alert.tenant, alert.device_id, "alert"),
+                           orjson.dumps(alert.to_json()), qos=0)
+        if alerts:
+            # This is the network thread: write the alerts to the socket now, not on the loop's
+            # next turn, and before the writer thread (woken below) competes for the GIL.
+            client.loop_write()
+        for alert in alerts:
+            self._queue.put((alert, 0, 0))
         self._queue.put((item, message.mid, message.qos))
 
     # -- the pipeline ---------------------------------------------------------------------------
 
-    def handle(self, topic_name: str, payload: bytes) -> Accepted | Dead:
-        """Check one message: Accepted, or Dead with the reason."""
+    def handle(self, topic_name: str, payload: bytes) -> Accepted | Dead | Unverified:
+        """Check one message: Accepted, Dead with the reason, or Unverified (unknown device:
+        the hub decides)."""
         where = parse_topic(topic_name)
         if where is None:
             return Dead("", topic_name[:128], "topic is not cityhub/<tenant>/<device>/up",
@@ -169,7 +194,7 @@ class EdgeAgent:
             self.registry.refresh(min_interval_s=2.0)
             record = self.registry.get(tenant, device_id)
         if record is None:
-            return Dead(tenant, device_id, "unknown device", payload)
+            return Unverified(tenant, device_id, payload)
         now = self.clock()
         try:
             envelope = decode(payload, record.decoder)
@@ -192,7 +217,7 @@ class EdgeAgent:
     def _write_loop(self) -> None:
         next_tick = 0.0
         while not self._stop.is_set():
-            batch: list[tuple[Accepted | Dead | Alert, int, int]] = []
+            batch: list[tuple[Item, int, int]] = []
             try:
                 batch.append(self._queue.get(timeout=0.25))
                 while len(batch) < WRITE_BATCH:
@@ -209,7 +234,7 @@ class EdgeAgent:
                 log.exception("event=outbox_write_failed")  # not acknowledged: resent later
                 time.sleep(0.5)
 
-    def _write(self, batch: list[tuple[Accepted | Dead | Alert, int, int]]) -> None:
+    def _write(self, batch: list[tuple[Item, int, int]]) -> None:
         aggregated = self.config.forward == "aggregated"
         rows: list[tuple[str, str, dict[str, Any]]] = []
         for item, _mid, _qos in batch:
@@ -221,6 +246,8 @@ class EdgeAgent:
                              body))
             elif isinstance(item, Dead):
                 rows.append(("dead", item.tenant, item.to_json()))
+            elif isinstance(item, Unverified):
+                rows.append(("unverified", item.tenant, item.to_json()))
             else:
                 rows.append(("alert", item.tenant, item.to_json()))
         seqs = self.outbox.put(rows)
@@ -230,6 +257,8 @@ class EdgeAgent:
                 self.windows.add(item.measurement, item.received, seq if aggregated else None)
             elif isinstance(item, Dead):
                 self.counts["dead"] += 1
+            elif isinstance(item, Unverified):
+                self.counts["unverified"] += 1
             else:
                 self.counts["alerts"] += 1
             if qos > 0:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import orjson
@@ -19,11 +22,33 @@ from cityhub.edge.outbox import Outbox, Row
 
 log = logging.getLogger(__name__)
 _SECTION = {"measurement": "measurements", "aggregate": "aggregates", "alert": "alerts",
-            "dead": "deadLetters"}
+            "dead": "deadLetters", "unverified": "unverified"}
+IN_FLIGHT = 2  # batches out at once (see Forwarder)
+
+
+@dataclass
+class Batch:
+    """One tenant's rows as the body the hub takes: the rows' stored JSON joined as they are
+    (never parsed here), `seqs` the outbox rows it carries."""
+
+    tenant: str
+    seqs: list[int]
+    data: bytes
+
+    @property
+    def first(self) -> int:
+        return self.seqs[0]
+
+    @property
+    def last(self) -> int:
+        return self.seqs[-1]
 
 
 class Sender(Protocol):
-    def send(self, tenant: str, body: dict[str, Any]) -> None:
+    #: batches this sender may carry at once (HTTP: two, JetStream: its one event loop)
+    parallel: int
+
+    def send(self, batch: Batch) -> None:
         """Return once the hub holds the batch durably; raise otherwise."""
         ...
 
@@ -31,16 +56,17 @@ class Sender(Protocol):
 
 
 class HttpSender:
+    parallel = IN_FLIGHT
+
     def __init__(self, hub_url: str, token: str | None, timeout_s: float = 30.0) -> None:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=hub_url, headers=headers, timeout=timeout_s)
 
-    def send(self, tenant: str, body: dict[str, Any]) -> None:
-        headers = {"NGSILD-Tenant": tenant} if tenant else {}
-        response = self._client.post("/ingest/v1/batch", content=orjson.dumps(body),
-                                     headers=headers)
+    def send(self, batch: Batch) -> None:
+        headers = {"NGSILD-Tenant": batch.tenant} if batch.tenant else {}
+        response = self._client.post("/ingest/v1/batch", content=batch.data, headers=headers)
         if response.status_code != 200:
             raise RuntimeError(f"hub answered {response.status_code}: {response.text[:200]}")
 
@@ -49,8 +75,10 @@ class HttpSender:
 
 
 class BusSender:
-    """Publishes each batch on JetStream (message id = the outbox rows, so a retry is dropped
-    by the stream); the hub's durable consumer `cityhub-ingest` ingests it."""
+    """Publishes each batch on JetStream (message id = the edge, its outbox and the rows, so a
+    retry is dropped by the stream); the hub's durable consumer `cityhub-ingest` ingests it."""
+
+    parallel = 1
 
     def __init__(self, bus_url: str, edge_id: str) -> None:
         self._loop = asyncio.new_event_loop()
@@ -58,13 +86,13 @@ class BusSender:
         self._edge_id = edge_id
         self._connected = False
 
-    def send(self, tenant: str, body: dict[str, Any]) -> None:
+    def send(self, batch: Batch) -> None:
         if not self._connected:
             self._loop.run_until_complete(asyncio.wait_for(self._bus.connect(), 10.0))
             self._connected = True
-        msg_id = f"{self._edge_id}:{body['first']}-{body['last']}"
+        msg_id = f"{self._edge_id}:{batch.first}-{batch.last}"
         self._loop.run_until_complete(asyncio.wait_for(self._bus.publish(
-            f"cityhub.ingest.{subject_token(tenant)}", orjson.dumps(body), msg_id), 15.0))
+            f"cityhub.ingest.{subject_token(batch.tenant)}", batch.data, msg_id), 15.0))
 
     def close(self) -> None:
         if self._connected:
@@ -72,22 +100,31 @@ class BusSender:
         self._loop.close()
 
 
-def batch_bodies(rows: list[Row]) -> dict[str, tuple[dict[str, Any], list[int]]]:
-    """Per tenant: the batch body and the outbox rows it carries."""
-    out: dict[str, tuple[dict[str, Any], list[int]]] = {}
+def batch_bodies(rows: list[Row]) -> list[Batch]:
+    """Per tenant, the batch of these rows (bodies as `{"tenant", "first", "last",
+    "measurements": [...], "aggregates", "alerts", "deadLetters", "unverified"}`)."""
+    groups: dict[str, tuple[dict[str, list[bytes]], list[int]]] = {}
     for row in rows:
-        body, seqs = out.setdefault(row.tenant, ({"tenant": row.tenant, "measurements": [],
-                                                  "aggregates": [], "alerts": [],
-                                                  "deadLetters": []}, []))
-        body[_SECTION[row.kind]].append(row.body)
+        sections, seqs = groups.setdefault(row.tenant, ({s: [] for s in _SECTION.values()}, []))
+        sections[_SECTION[row.kind]].append(row.raw)
         seqs.append(row.seq)
-    for body, seqs in out.values():
-        body["first"], body["last"] = seqs[0], seqs[-1]
+    out = []
+    for tenant, (sections, seqs) in groups.items():
+        parts = [b'{"tenant":' + orjson.dumps(tenant), b'"first":' + str(seqs[0]).encode(),
+                 b'"last":' + str(seqs[-1]).encode()]
+        parts.extend(b'"' + name.encode() + b'":[' + b",".join(items) + b"]"
+                     for name, items in sections.items())
+        out.append(Batch(tenant, seqs, b",".join(parts) + b"}"))
     return out
 
 
 class Forwarder:
-    """The forwarding thread (see module docstring); `kick()` sends without waiting."""
+    """The forwarding thread (see module docstring); `kick()` sends without waiting.
+
+    Pipelined: up to IN_FLIGHT batches are out at once (the next one is taken from the outbox
+    and sent while the hub writes the previous one). Each batch's rows are deleted only when
+    the hub acknowledged that batch; when one fails, the others still out are waited for
+    (those acknowledged are deleted) and sending starts again from the oldest row."""
 
     def __init__(self, outbox: Outbox, sender_factory: Callable[[], Sender], batch_size: int,
                  retry_max_s: float, idle_s: float = 0.05) -> None:
@@ -114,41 +151,53 @@ class Forwarder:
 
     def _run(self) -> None:
         sender = self._sender_factory()
+        pool = ThreadPoolExecutor(max(1, sender.parallel), thread_name_prefix="edge-send")
         delay = 0.0
         try:
             while not self._stop.is_set():
                 if delay:
                     self._stop.wait(delay)
-                sent = self.forward_once(sender)
+                sent = self.forward(sender, pool)
                 if sent is None:
                     delay = min(max(delay * 2, 0.1), self.retry_max_s)
                     continue
                 delay = 0.0
-                if sent < self.batch_size:
-                    self._wake.wait(self.idle_s)
-                    self._wake.clear()
+                self._wake.wait(self.idle_s)  # the outbox is drained: wait for more
+                self._wake.clear()
         finally:
+            pool.shutdown(wait=True)
             sender.close()
 
-    def forward_once(self, sender: Sender) -> int | None:
-        """Send one batch; the rows sent, or None when the hub did not take it."""
-        rows = self.outbox.take(self.batch_size)
-        if not rows:
-            return 0
-        done = 0
-        for tenant, (body, seqs) in batch_bodies(rows).items():
+    def forward(self, sender: Sender, pool: Executor) -> int | None:
+        """Send batches, up to IN_FLIGHT at a time, until the outbox has no full batch left
+        (or the stop); the rows the hub took, or None when a batch failed."""
+        out: deque[tuple[Future[None], Batch]] = deque()
+        after, done, failed, drained = 0, 0, False, False
+        while True:
+            while not (failed or drained or self._stop.is_set()) and len(out) < IN_FLIGHT:
+                rows = self.outbox.take(self.batch_size, after)
+                if rows:
+                    after = rows[-1].seq
+                    out.extend((pool.submit(sender.send, b), b) for b in batch_bodies(rows))
+                drained = len(rows) < self.batch_size
+            if not out:
+                break
+            future, batch = out.popleft()
             try:
-                sender.send(tenant, body)
+                future.result()
             except Exception as error:
                 self.failures += 1
                 if self.hub_up:
-                    log.warning("event=forward_failed rows=%d error=%r", len(seqs), str(error))
-                self.hub_up = False
-                return None
-            self.outbox.delete(seqs)
-            done += len(seqs)
-        if not self.hub_up:
+                    log.warning("event=forward_failed rows=%d error=%r", len(batch.seqs),
+                                str(error))
+                self.hub_up, failed = False, True
+                continue
+            self.outbox.delete(batch.seqs)
+            done += len(batch.seqs)
+            self.forwarded += len(batch.seqs)
+        if failed:
+            return None
+        if done and not self.hub_up:
             log.info("event=forward_resumed")
-        self.hub_up = True
-        self.forwarded += done
+            self.hub_up = True
         return done

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-KINDS = ("measurement", "held", "aggregate", "alert", "dead")
+KINDS = ("measurement", "held", "aggregate", "alert", "dead", "unverified")
 
 
 @dataclass(frozen=True)
 class Row:
+    """An outbox row as stored: `raw` is its JSON, which the forwarder sends unparsed."""
+
     seq: int
     kind: str
     tenant: str
-    body: dict[str, object]
+    raw: bytes
+
+    @property
+    def body(self) -> dict[str, object]:
+        parsed: dict[str, object] = orjson.loads(self.raw)
+        return parsed
 
 
 class Outbox:
@@ -44,6 +52,14 @@ class Outbox:
             self._conn.execute("CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, seq)")
             self._conn.execute("CREATE TABLE IF NOT EXISTS registry (id INTEGER PRIMARY KEY "
                                "CHECK (id = 1), body BLOB NOT NULL)")
+            # Names this outbox: its sequence numbers restart only with a new file, so ids
+            # built from them (JetStream message ids) carry it too.
+            self._conn.execute("CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY "
+                               "CHECK (id = 1), name TEXT NOT NULL)")
+            self._conn.execute("INSERT INTO identity (id, name) VALUES (1, ?) "
+                               "ON CONFLICT (id) DO NOTHING", (uuid.uuid4().hex[:12],))
+            self.name: str = self._conn.execute(
+                "SELECT name FROM identity WHERE id = 1").fetchone()[0]
 
     def put(self, items: Iterable[tuple[str, str, dict[str, object]]]) -> list[int]:
         """Append (kind, tenant, body) rows in one transaction; their sequence numbers."""
@@ -76,20 +92,22 @@ class Outbox:
                 raise
             self._conn.execute("COMMIT")
 
-    def take(self, limit: int, exclude: tuple[str, ...] = ("held",)) -> list[Row]:
-        """The oldest `limit` rows to forward (left in place until `delete`)."""
+    def take(self, limit: int, after: int = 0, exclude: tuple[str, ...] = ("held",)
+             ) -> list[Row]:
+        """The oldest `limit` rows to forward with a sequence number above `after` (those
+        below are in flight), left in place until `delete`."""
         marks = ", ".join("?" for _ in exclude)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT seq, kind, tenant, body FROM outbox WHERE kind NOT IN ({marks}) "  # noqa: S608
-                "ORDER BY seq LIMIT ?", (*exclude, limit)).fetchall()
-        return [Row(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
+                f"SELECT seq, kind, tenant, body FROM outbox WHERE seq > ? AND kind NOT IN "  # noqa: S608
+                f"({marks}) ORDER BY seq LIMIT ?", (after, *exclude, limit)).fetchall()
+        return [Row(*r) for r in rows]
 
     def held(self) -> list[Row]:
         with self._lock:
             rows = self._conn.execute("SELECT seq, kind, tenant, body FROM outbox "
                                       "WHERE kind = 'held' ORDER BY seq").fetchall()
-        return [Row(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
+        return [Row(*r) for r in rows]
 
     def _delete(self, seqs: list[int]) -> None:
         for start in range(0, len(seqs), 500):

@@ -151,13 +151,16 @@ class Simulator:
 def provision(hub_url: str, tenant: str, count: int, owner: str = "sim",
               types: tuple[str, ...] = SIMULATED_TYPES, centre: tuple[float, float] = (
                   116.397, 39.909), http: Any = None,
-              spread: tuple[float, float] = (0.05, 0.04)) -> list[SimulatedDevice]:
+              spread: tuple[float, float] = (0.05, 0.04), token: str | None = None
+              ) -> list[SimulatedDevice]:
     """Register `count` devices (sim-<type>-<n>) on the hub, or rotate the token of those that
     exist; devices spread up to `spread` degrees (longitude, latitude) around `centre`."""
     import httpx
 
     client = http or httpx.Client(base_url=hub_url, timeout=10.0)
     headers = {"NGSILD-Tenant": tenant} if tenant else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     rng = random.Random(count)  # noqa: S311 - simulated positions
     devices = []
     for n in range(count):

@@ -73,15 +73,26 @@ class LedgerSink:
         self._thread = threading.Thread(target=self._run, name="audit-ledger", daemon=True)
         self._thread.start()
 
+    def tick(self) -> TreeHead | None:
+        """One round of the background thread: flush, and sign a head when one is due (the
+        sign interval has passed and the log grew since the latest signed head)."""
+        self.flush()
+        if self._clock() - self._last_signed < self._sign_interval:
+            return None
+        latest = self.ledger.latest_head()
+        if latest is not None and latest.size == self.ledger.size():
+            self._last_signed = self._clock()
+            return None
+        head = self.sign()
+        log.info("event=tree_head_signed size=%d root=%s", head.size, head.root)
+        return head
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self._flush_interval)
             self._wake.clear()
             try:
-                self.flush()
-                if self._clock() - self._last_signed >= self._sign_interval:
-                    head = self.sign()
-                    log.info("event=tree_head_signed size=%d root=%s", head.size, head.root)
+                self.tick()
             except Exception:  # the next round retries; the events stay buffered
                 log.exception("event=audit_flush_failed")
 

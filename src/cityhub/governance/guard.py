@@ -52,7 +52,8 @@ def resource_for(tenant: str, dataset: Dataset | None, entity_type: str) -> Reso
     if dataset is None:
         return Resource(UNCATALOGUED_PREFIX + entity_type, "", UNCATALOGUED_TIER, tenant,
                         entity_type)
-    return Resource(dataset.id, dataset.owner, dataset.tier, tenant, dataset.entity_type)
+    return Resource(dataset.id, dataset.owner, dataset.tier, tenant, dataset.entity_type,
+                    dataset.attributes)
 
 
 def _in_area(entity: Entity, area: tuple[float, float, float, float]) -> bool:
@@ -97,14 +98,15 @@ class Guard:
             context = self.context
             if grant is not None:
                 context = AccessContext(grant.purpose, True, context.source,
-                                        context.device_posture, context.hour)
+                                        context.posture, context.hour)
             decision = self._decisions[key] = self.pdp.decide(self.principal, action, resource,
                                                               context)
             log.info("event=policy_decision principal=%s action=%s dataset=%s tenant=%s "
-                     "decision=%s rule=%s purpose=%s grant=%s", self.principal.key, action,
-                     resource.dataset, resource.tenant,
+                     "decision=%s rule=%s purpose=%s grant=%s posture=%s", self.principal.key,
+                     action, resource.dataset, resource.tenant,
                      "allow" if decision.allowed else "deny", decision.rule,
-                     context.purpose or "-", grant.id if grant else "-")
+                     context.purpose or "-", grant.id if grant else "-",
+                     context.posture.describe())
             self.audit.record(AuditEvent(
                 actor=self.principal.key, action="policy.decide", subject=resource.dataset,
                 tenant=resource.tenant, department=self.principal.department or None,
@@ -112,7 +114,8 @@ class Guard:
                 grant=grant.id if grant else None,
                 decision="allow" if decision.allowed else "deny", rule=decision.rule,
                 detail={"action": action, "tier": resource.tier.value,
-                        "source": self.context.source}))
+                        "source": self.context.source,
+                        "posture": self.context.posture.describe()}))
         return decision
 
     def _grant_for(self, resource: Resource) -> Grant | None:

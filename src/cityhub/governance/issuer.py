@@ -133,12 +133,25 @@ class BuiltinIssuer:
                  _now().isoformat()))
         return Account(subject, kind, department, tuple(sorted(roles)), clearance)
 
-    def disable_account(self, subject: str) -> None:
+    def set_disabled(self, subject: str, disabled: bool) -> None:
+        """Disable an account (its tokens are refused from the next request on, see
+        `cityhub.governance.accounts`) or enable it again."""
         with self.db.transaction(write=True) as conn:
             if not conn.execute("SELECT 1 FROM gov_principals WHERE subject = ?",
                                 (subject,)).fetchone():
                 raise IssuerError(f"no account {subject!r}")
-            conn.execute("UPDATE gov_principals SET disabled = 1 WHERE subject = ?", (subject,))
+            conn.execute("UPDATE gov_principals SET disabled = ? WHERE subject = ?",
+                         (1 if disabled else 0, subject))
+
+    def remove_account(self, subject: str) -> None:
+        """Delete an account and its password; its tokens are refused as of an unknown account
+        (a new account of the same name starts without a password)."""
+        with self.db.transaction(write=True) as conn:
+            if not conn.execute("SELECT 1 FROM gov_principals WHERE subject = ?",
+                                (subject,)).fetchone():
+                raise IssuerError(f"no account {subject!r}")
+            conn.execute("DELETE FROM gov_principals WHERE subject = ?", (subject,))
+            conn.execute("DELETE FROM ops_passwords WHERE subject = ?", (subject,))
 
     def account(self, subject: str) -> Account | None:
         with self.db.transaction(write=False) as conn:

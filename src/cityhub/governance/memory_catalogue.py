@@ -1,7 +1,8 @@
 """An in-memory `Catalogue` read from a TOML file: the embedded default and the tests' catalogue.
 
 The stored catalogue (the catalogue service) replaces it in a full deployment; both answer the
-same `Catalogue` protocol. Short names (`AirQualityObserved`, `pm25`) expand to the NGSI-LD
+same `Catalogue` protocol. The file also declares the named areas (districts) private
+aggregates are grouped by. Short names (`AirQualityObserved`, `pm25`) expand to the NGSI-LD
 default vocabulary, as everything cityhub publishes does (docs/data-model.md).
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cityhub.governance.datasets import Dataset, Tier
+from cityhub.governance.privacy import Area, parse_areas
 from cityhub.ngsild.model import DEFAULT_VOCAB, GEO_ATTRIBUTES
 
 _CORE = {iri.rsplit("/", 1)[-1]: iri for iri in GEO_ATTRIBUTES}
@@ -49,12 +51,20 @@ class MemoryCatalogue:
     @classmethod
     def load(cls, path: Path | None) -> MemoryCatalogue:
         """The file at `path`, or the district's default catalogue shipped with cityhub."""
-        if path is None:
-            text = resources.files("cityhub.governance").joinpath(
-                "data/datasets.toml").read_text(encoding="utf-8")
-        else:
-            text = path.read_text(encoding="utf-8")
-        return cls.from_toml(text)
+        return cls.from_toml(_text(path))
+
+
+def _text(path: Path | None) -> str:
+    if path is None:
+        return resources.files("cityhub.governance").joinpath(
+            "data/datasets.toml").read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def load_areas(path: Path | None) -> list[Area]:
+    """The named areas (`[[area]]` tables) of the catalogue file at `path`, or of the
+    district's default catalogue."""
+    return parse_areas(tomllib.loads(_text(path)).get("area", []))
 
 
 def _dataset(entry: dict[str, Any]) -> Dataset:

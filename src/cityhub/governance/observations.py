@@ -12,12 +12,13 @@ from shapely.geometry import shape
 
 from cityhub.governance.datasets import Dataset
 from cityhub.ngsild import temporal as tl
-from cityhub.ngsild.model import LOCATION, Entity
+from cityhub.ngsild.model import DEFAULT_VOCAB, LOCATION, Entity
 from cityhub.ngsild.query.ast import TypeName
 from cityhub.store.port import EntityQuery, Store
 from cityhub.store.temporal import TemporalStore
 
 PAGE = 1000
+REF_DEVICE = DEFAULT_VOCAB + "refDevice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,15 @@ def entities(store: Store, dataset: Dataset) -> Iterator[Entity]:
         if len(page) < PAGE:
             return
         offset += PAGE
+
+
+def device_of(entity: Entity) -> str:
+    """The device behind an entity (the privacy unit): its `refDevice`, else the entity."""
+    for instance in entity.get("attrs", {}).get(REF_DEVICE, []):
+        target = instance.get("object")
+        if isinstance(target, str) and target:
+            return target
+    return str(entity["id"])
 
 
 def point(entity: Entity) -> tuple[float, float] | None:

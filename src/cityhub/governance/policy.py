@@ -2,10 +2,11 @@
 policies (cedarpy) kept in a folder and reloaded when a file changes, default deny.
 
 The request names the subject's attributes (kind, department, roles, clearance), the action,
-the resource (a dataset with owner, tier, tenant, entity type) and the context (purpose, whether
-a live grant covers it, hour of day UTC, source address, device posture). A decision names the
-policy that decided it: the `@id("...")` annotation of the permitting or forbidding policy, or
-`default-deny` when none applied.
+the resource (a dataset with owner, tier, tenant, entity type, declared attributes) and the
+context (purpose, whether a live grant covers it, hour of day UTC, source address, the
+posture of the device the request comes from: see `cityhub.governance.posture`). A decision
+names the policy that decided it: the `@id("...")` annotation of the permitting or forbidding
+policy, or `default-deny` when none applied.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import cedarpy
 
 from cityhub.governance.datasets import Tier
 from cityhub.governance.identity import TIER_LEVEL, Principal
+from cityhub.governance.posture import NO_DEVICE, Posture
 
 log = logging.getLogger(__name__)
 DEFAULT_POLICY_DIR = Path(__file__).parent / "policies"
@@ -48,10 +50,14 @@ class Resource:
     tier: Tier
     tenant: str = ""
     entity_type: str = ""
+    attributes: tuple[str, ...] = ()  # the dataset's declared attributes (expanded IRIs)
 
     def cedar_attributes(self) -> dict[str, Any]:
+        """`attributes` go to Cedar by their short names (`plate`, `location`), so that a
+        policy can say `resource.attributes.contains("plate")`."""
         return {"owner": self.owner, "tier": TIER_LEVEL[self.tier], "tenant": self.tenant,
-                "entityType": self.entity_type}
+                "entityType": self.entity_type,
+                "attributes": sorted({_short(a) for a in self.attributes})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +67,7 @@ class AccessContext:
     purpose: str = ""
     granted: bool = False
     source: str = ""
-    device_posture: str = "unknown"
+    posture: Posture = NO_DEVICE  # of the device the request comes from or speaks for
     hour: int = field(default_factory=lambda: datetime.now(UTC).hour)
 
 
@@ -161,7 +167,7 @@ class PolicyDecisionPoint:
             "action": f'CityHub::Action::"{action}"',
             "resource": f'CityHub::Dataset::"{_escape(resource.dataset)}"',
             "context": {"purpose": context.purpose, "granted": context.granted,
-                        "source": context.source, "devicePosture": context.device_posture,
+                        "source": context.source, "posture": context.posture.cedar(),
                         "hour": context.hour},
         }
         result = cedarpy.is_authorized(request, text, entities)
@@ -169,6 +175,10 @@ class PolicyDecisionPoint:
         errors = tuple(str(e) for e in result.diagnostics.errors)
         rule = ",".join(sorted(reasons)) if reasons else DEFAULT_DENY
         return Decision(allowed=result.allowed, rule=rule, errors=errors)
+
+
+def _short(iri: str) -> str:
+    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
 
 def _escape(text: str) -> str:

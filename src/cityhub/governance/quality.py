@@ -2,8 +2,10 @@
 
 completeness - the share of (entity, declared attribute) pairs present;
 timeliness   - the share of entities updated within twice the declared frequency;
-validity     - the share of recent readings of range-declared attributes that are numbers
-               inside the declared range;
+validity     - schema: the share of declared attributes present in the form their kind needs
+               (a location is a GeoProperty holding a geometry, a range-declared attribute a
+               Property); ranges: the share of recent readings of range-declared attributes
+               that are numbers inside the declared range;
 consistency  - the share of checks passed: observedAt not in the future, no two different
                values observed at one instant, one unit per attribute.
 A dataset passes when the mean of its four scores reaches the bar (CITYHUB_QUALITY_BAR).
@@ -15,9 +17,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from shapely.errors import GEOSException
+from shapely.geometry import shape
+
 from cityhub.governance import observations
 from cityhub.governance.datasets import Dataset
-from cityhub.ngsild.model import LOCATION
+from cityhub.ngsild.model import GEO_ATTRIBUTES, LOCATION, Instance
 from cityhub.store.port import Store
 from cityhub.store.temporal import TemporalStore
 
@@ -72,11 +77,15 @@ def score(store: Store, temporal: TemporalStore, dataset: Dataset, now: datetime
     count = 0
     checked = set(dataset.attributes) | set(dataset.ranges)
     checked.discard(LOCATION)
+    schema = (set(dataset.attributes) & GEO_ATTRIBUTES) | set(dataset.ranges)
     for entity in observations.entities(store, dataset):
         count += 1
         attrs = entity.get("attrs", {})
         for iri in dataset.attributes:
             completeness.add(bool(attrs.get(iri)))
+        for iri in schema:
+            if attrs.get(iri):
+                validity.add(_well_formed(iri, attrs[iri]))
         latest = -math.inf
         for iri in sorted(checked):
             series = observations.readings(temporal, dataset.tenant, entity, iri, last_n=RECENT)
@@ -91,6 +100,22 @@ def score(store: Store, temporal: TemporalStore, dataset: Dataset, now: datetime
         return QualityScore(dataset.id, 0, 0.0, 0.0, 0.0, 0.0, bar)
     return QualityScore(dataset.id, count, completeness.score(), timeliness.score(),
                         validity.score(), consistency.score(), bar)
+
+
+def _well_formed(iri: str, instances: list[Instance]) -> bool:
+    """The attribute's schema: geo attributes are GeoProperties with a geometry, attributes
+    with a declared range are Properties (their values are checked per reading)."""
+    if iri in GEO_ATTRIBUTES:
+        return all(i.get("type") == "GeoProperty" and _geometry(i.get("value"))
+                   for i in instances)
+    return all(i.get("type") == "Property" for i in instances)
+
+
+def _geometry(value: object) -> bool:
+    try:
+        return not shape(value).is_empty
+    except (ValueError, TypeError, AttributeError, KeyError, GEOSException):
+        return False
 
 
 def _check(series: list[observations.Reading], bounds: tuple[float, float] | None, now: float,

@@ -25,6 +25,10 @@ _DDL = [
         clearance TEXT NOT NULL,
         created_at TEXT NOT NULL,
         disabled INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS ops_passwords (
+        subject TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS gov_datasets (
         tenant TEXT NOT NULL,
         id TEXT NOT NULL,

@@ -183,7 +183,10 @@ def validate_geometry(value: object) -> Geometry:
     coordinates = value["coordinates"]
     if isinstance(coordinates, str):
         coordinates = parse_coordinates_text(coordinates)
-    check_coordinates(geometry_type, coordinates)
+    if geometry_type == "Point":  # all check_coordinates does for a point, without shapely
+        _position(coordinates, "Point coordinates")
+    else:
+        check_coordinates(geometry_type, coordinates)
     return {**value, "coordinates": coordinates}
 
 

@@ -10,8 +10,8 @@ stored in place rather than copied (copying dominated the ingest profile).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.model import Entity, Instance
@@ -88,12 +88,22 @@ def update_attrs(entity: Entity, attrs: dict[str, list[Instance]], now: str) -> 
     return result
 
 
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists and scalars only): what copy.deepcopy
+    gives for these, without its memo and dispatch (a partial update copies every member)."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
+
+
 def _merge_instance(old: Instance, patch: Instance, now: str) -> Instance | None:
     """Merge-patch one instance; returns None when the patch deletes it."""
     member_value = next((patch[m] for m in ("value", "object") if m in patch), None)
     if member_value == NULL:
         return None
-    merged = copy.deepcopy(old)
+    merged: Instance = _json_copy(old)
     if patch.get("type") not in (None, old["type"]) and patch["type"] != "Property":
         merged = {k: v for k, v in merged.items() if k in ("createdAt", "sub", "datasetId")}
     for key, value in patch.items():
@@ -107,13 +117,13 @@ def _merge_instance(old: Instance, patch: Instance, now: str) -> Instance | None
                     if merged_sub is not None:
                         subs[sub_iri] = merged_sub
                 else:
-                    subs[sub_iri] = _stamp(copy.deepcopy(sub), now)
+                    subs[sub_iri] = _stamp(_json_copy(sub), now)
             if not subs:
                 del merged["sub"]
         elif key == "type" and patch["type"] == "Property" and old["type"] != "Property":
             continue  # a concise patch value keeps the attribute's own type
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = _json_copy(value)
     merged["modifiedAt"] = now
     return merged
 

@@ -47,8 +47,9 @@ def summarise(record: RunRecord, tripinfo: Path) -> dict[str, Any]:
     metrics["avg_queue_veh"] = round(statistics.fmean(queues), 3) if queues else 0.0
     metrics["wall_s"] = round(record.wall_s, 3)
     metrics["control_s"] = round(record.control_s, 3)
-    bare = record.wall_s - record.control_s
+    bare = record.loop_s - record.control_s
     metrics["control_overhead"] = round(record.control_s / bare, 4) if bare > 0 else 0.0
+    metrics["overhead_clock"] = record.clock
     metrics["sumo_version"] = record.sumo_version
     metrics["backend"] = record.backend
     peak = record.congestion.peak("city")

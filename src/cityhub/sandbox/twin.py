@@ -8,19 +8,22 @@ programs running. Samples queues every 5 s and road speeds every 60 s (congestio
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cityhub.brain.congestion import IndexHistory, RoadReading, indices_by_area
 from cityhub.brain.controllers import Controller
-from cityhub.brain.observations import JunctionObservation, LaneState
+from cityhub.brain.observations import JunctionObservation
 from cityhub.brain.safety import SafetyRules, SignalHead, Stage
+from cityhub.sandbox.lane_view import ApproachChain, ApproachView, LaneView
 from cityhub.sandbox.scenarios import Scenario
 from cityhub.sandbox.simulator import Simulator, start
-from cityhub.sandbox.topology import read_junctions
+from cityhub.sandbox.topology import Junction, read_junctions
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ class RunRecord:
     congestion: IndexHistory = field(default_factory=IndexHistory)
     wall_s: float = 0.0
     control_s: float = 0.0
+    loop_s: float = 0.0
+    """The control loop's duration on the clock `control_s` is measured with (`clock`)."""
+    clock: str = "wall"
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,26 @@ class Twin:
             lane: float(self.api.lane.getLength(lane))
             for j in self.junctions for lane in (*j.incoming, *j.outgoing)
         }
+        reach = float(controller.config.get("approach_m", 0.0))
+        self.feeders = upstream_feeders(self.api, self.junctions, self.lane_length, reach)
+        for _, chain in self.feeders.values():
+            for lane, _ in chain:
+                self.lane_length.setdefault(lane, float(self.api.lane.getLength(lane)))
         self.watched = tuple(self.lane_length)
+        self.phase_lanes = {
+            j.tls_id: tuple(p.incoming for p in j.phases) for j in self.junctions
+        }
+        self.due: dict[str, float] = {}
+        self.lanes = LaneView(sim.lane_results, {}, (0, 0, 0))
+        self.vehicle_count = sim.native("lane_getLastStepVehicleNumber",
+                                        self.api.lane.getLastStepVehicleNumber)
+        self.wake: list[tuple[float, str]] = []
         self.heads: dict[str, SignalHead] = {}
         self.by_id = {j.tls_id: j for j in self.junctions}
         self._clearing: dict[tuple[str, int, int], tuple[str, ...]] = {}
         self.area_split = (0.0, 0.0)
         self.shown: dict[str, str] = {}
-        self.demand: dict[str, tuple[bool, ...]] = {}
+        self.demand: dict[str, tuple[bool, ...] | None] = {}
         self.roads = self._roads()
         self.record = RunRecord(sumo_version=sim.version, backend=sim.backend)
 
@@ -124,7 +143,7 @@ class Twin:
 
     def _subscribe(self) -> None:
         """One subscription per watched lane: SUMO fills queue, count and waiting time each step
-        in C++, and one call per decision fetches them all (cheaper than 3 calls a lane)."""
+        in C++, and one call fetches a lane's three (cheaper than 3 calls a lane)."""
         constants = self.api.constants
         self._vars = (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
                       constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
@@ -132,36 +151,76 @@ class Twin:
             self.api.lane.subscribe(lane, self._vars)
 
     def observe(self, now: float) -> dict[str, JunctionObservation]:
-        halting, number, waiting = self._vars
-        results = self.api.lane.getAllSubscriptionResults()
-        length, make = self.lane_length, tuple.__new__  # the cheapest way to build named tuples
-        seen = {
-            lane: make(LaneState, (values[halting], values[number], values[waiting], length[lane]))
-            for lane, values in results.items()
-        }
+        """The junctions the controller wants to look at now. A lane's values are fetched when
+        the controller (or the max-red demand, `_demand`) first asks for them (`LaneView`), not
+        all of them every decision."""
+        needs = self.controller.needs_observation
+        lanes = self.lanes = LaneView(self.sim.lane_results, self.lane_length, self._vars)
+        approach = ApproachView(self.feeders, lanes) if self.feeders else None
         out = {}
         for junction in self.junctions:
             head = self.heads[junction.tls_id]
             green = head.stage is Stage.GREEN
+            if not needs(green, head.green_elapsed(now)):
+                continue
             out[junction.tls_id] = JunctionObservation(
-                junction.tls_id, now, junction.phases, seen,
+                junction.tls_id, now, junction.phases, lanes,
                 phase=head.phase if green else None,
                 phase_elapsed_s=head.green_elapsed(now),
                 target=head.target,
+                approach=approach,
             )
         return out
 
+    def _demand(self, tls: str, late: tuple[int, ...]) -> tuple[bool, ...] | None:
+        """Per green phase: does any of its incoming lanes hold a vehicle (max-red rule).
+        Only the `late` phases can be served by that rule before the next decision: the others
+        count as without demand, and None when no phase is late."""
+        if not late:
+            return None
+        seen, lanes = self.lanes, self.phase_lanes[tls]
+        demand = [False] * len(lanes)
+        for p in late:
+            for lane in lanes[p]:
+                if seen[lane][1]:
+                    demand[p] = True
+                    break
+        return tuple(demand)
+
     def _control(self, now: float, decide: bool) -> None:
+        """Decide (at decision times) and tick the signal heads that are due. A head whose
+        green cannot change before a later time (`SignalHead.quiet_until`) is not ticked until
+        then (a heap of wake-up times): the same states, for a fraction of the calls."""
+        wake, due = self.wake, self.due
         if decide:
             observations = self.observe(now)
-            for tls, wish in self.controller.decide(observations).items():
-                self.heads[tls].request(wish)
-                self.demand[tls] = observations[tls].phase_demand()
-        for tls, head in self.heads.items():
-            clear = True
-            if head.clearing:
-                clear = self._box_clear(tls, head)
-            state = head.tick(now, self.demand.get(tls), clear)
+            wishes = self.controller.decide(observations)
+            horizon = now + self.controller.decision_interval_s
+            starve = self.rules.max_red_s - self.rules.yellow_s - self.rules.all_red_s \
+                - self.rules.clear_extension_s  # SignalHead.starve_after_s, hoisted
+            for tls, head in self.heads.items():
+                # A junction left unobserved keeps its course (see `needs_observation`).
+                wish = wishes.get(tls, head.target)
+                demand = (None if horizon - min(head.last_green) < starve  # none late: no demand
+                          else self._demand(tls, head.late_phases(horizon)))
+                if wish == head.requested and demand == self.demand.get(tls):
+                    continue  # nothing new: its wake-up time stands
+                head.request(wish)
+                self.demand[tls] = demand
+                due[tls] = now
+                heapq.heappush(wake, (now, tls))
+        while wake and wake[0][0] <= now:
+            when, tls = heapq.heappop(wake)
+            if due.get(tls) != when:
+                continue  # superseded by a later push
+            head = self.heads[tls]
+            clear = self._box_clear(tls, head) if head.needs_box(now) else True
+            demand = self.demand.get(tls)
+            state = head.tick(now, demand, clear)
+            again = max(head.quiet_until(demand), now + 1)
+            due[tls] = again
+            if again != float("inf"):
+                heapq.heappush(wake, (again, tls))
             if state != self.shown[tls]:
                 self.api.trafficlight.setRedYellowGreenState(tls, state)
                 self.shown[tls] = state
@@ -174,7 +233,7 @@ class Twin:
             junction = self.by_id[tls]
             lanes = junction.clearing_lanes(head.phases[head.phase], head.phases[head.target])
             self._clearing[key] = lanes
-        count = self.api.lane.getLastStepVehicleNumber
+        count = self.vehicle_count
         return not any(count(lane) for lane in lanes)
 
     def _sample_queues(self, now: float) -> None:
@@ -202,7 +261,12 @@ class Twin:
     def run(self, begin: float, end: float, progress: Callable[[float], None] | None = None,
             observer: Observer | None = None, observer_every_s: float = 60.0) -> RunRecord:
         api = self.api
-        started = time.perf_counter()
+        # libsumo runs SUMO in this process: its CPU time splits simulation from control
+        # without counting the time other processes on a shared machine take. Over TraCI,
+        # SUMO is another process: wall time then.
+        clock = time.process_time if self.sim.backend == "libsumo" else time.perf_counter
+        self.record.clock = "cpu" if clock is time.process_time else "wall"
+        started, loop_started = time.perf_counter(), clock()
         native = self.controller.native_program is not None
         if not native:
             self._take_over(begin)
@@ -217,11 +281,11 @@ class Twin:
             if native:
                 api.simulationStep(min(end, next_queue, next_road))
             else:
-                tick = time.perf_counter()
+                tick = clock()
                 self._control(now, decide=now >= next_decision)
                 if now >= next_decision:
                     next_decision = now + interval
-                self.record.control_s += time.perf_counter() - tick
+                self.record.control_s += clock() - tick
                 api.simulationStep()
             now = float(api.simulation.getTime())
             if now >= next_queue:
@@ -236,8 +300,49 @@ class Twin:
                 observer(self, now)
                 next_observer += observer_every_s
         self.record.switches = {tls: h.switches for tls, h in self.heads.items()}
+        self.record.loop_s = clock() - loop_started
         self.record.wall_s = time.perf_counter() - started
         return self.record
+
+
+def upstream_feeders(api: Any, junctions: list[Junction], lane_length: dict[str, float],
+                     reach_m: float) -> dict[str, ApproachChain]:
+    """Per incoming lane shorter than `reach_m`: the lanes upstream of it, within `reach_m` of
+    the stop line, with the share of each feeder's vehicles that heads for it (1 / the number
+    of lanes the feeder leads to), and the approach's length (its longest path). Another
+    junction's incoming lanes are not followed."""
+    if reach_m <= 0:
+        return {}
+    feeds: dict[str, list[str]] = {}
+    successors: dict[str, int] = {}
+    for lane in api.lane.getIDList():
+        if lane.startswith(":"):
+            continue
+        targets = {link[0] for link in api.lane.getLinks(lane)}
+        successors[lane] = len(targets)
+        for target in targets:
+            feeds.setdefault(target, []).append(lane)
+    stop = {lane for j in junctions for lane in j.incoming}
+    out: dict[str, ApproachChain] = {}
+    for lane in sorted(stop):
+        chain: dict[str, float] = {}
+        longest = lane_length[lane]
+        frontier = [(lane, 1.0, longest)]
+        while frontier:
+            here, share, distance = frontier.pop()
+            longest = max(longest, distance)
+            if distance >= reach_m:
+                continue
+            for up in feeds.get(here, ()):
+                if up in stop or up in chain or up == lane:
+                    continue
+                weight = share / max(successors.get(up, 1), 1)
+                chain[up] = weight
+                length = float(api.lane.getLength(up))
+                frontier.append((up, weight, distance + length))
+        if chain:
+            out[lane] = (longest, tuple(chain.items()))
+    return out
 
 
 def simulate(scenario: Scenario, controller: Controller, seed: int, end: float, out: Path,

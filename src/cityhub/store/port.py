@@ -13,6 +13,18 @@ from cityhub.ngsild.model import Entity
 Mutation = Callable[[Mapping[str, Entity | None]], Mapping[str, Entity | None]]
 
 
+class Touched(dict[str, Entity | None]):
+    """A mutation's result that also names, per entity, the only attributes the mutation may
+    have changed (besides the entity's modifiedAt). The store then compares only these
+    attributes' instances with the stored ones to find what changed, instead of all of them;
+    what it reports and records is the same."""
+
+    def __init__(self, result: Mapping[str, Entity | None],
+                 attrs: Mapping[str, tuple[str, ...]]) -> None:
+        super().__init__(result)
+        self.attrs = attrs
+
+
 @dataclass(frozen=True)
 class EntityQuery:
     """A parsed, expanded entity query. `q`, `types`, `scope` are ASTs of cityhub.ngsild.query;

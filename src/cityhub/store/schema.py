@@ -40,9 +40,11 @@ def schema(dialect: Dialect) -> list[str]:
         """CREATE TABLE IF NOT EXISTS json_contexts (
             id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, record TEXT NOT NULL)""",
         *index_ddl(dialect),
-        # Earlier formats' indexes, superseded (attr_index_lookup covers eid; geo_index_box
-        # bounded one side of the box only): dropped so that writes stop maintaining them.
+        # Earlier formats' indexes, superseded (attr_index_lookup covers eid; attr_index_entity
+        # covers what attr_index_eid served; geo_index_box bounded one side of the box only):
+        # dropped so that writes stop maintaining them.
         "DROP INDEX IF EXISTS attr_index_value",
+        "DROP INDEX IF EXISTS attr_index_eid",
         "DROP INDEX IF EXISTS geo_index_box",
     ]
 

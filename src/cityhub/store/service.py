@@ -11,7 +11,7 @@ from cityhub.ngsild import operations as ops
 from cityhub.ngsild.errors import AlreadyExists, BadRequestData, NgsiLdError, ResourceNotFound
 from cityhub.ngsild.model import Entity, Instance
 from cityhub.ngsild.payload import format_datetime
-from cityhub.store.port import Change, Store
+from cityhub.store.port import Change, Mutation, Store, Touched
 
 Clock = Callable[[], datetime]
 
@@ -29,6 +29,43 @@ class BatchOutcome:
     created: list[str] = field(default_factory=list)
 
 
+def _one_mutation(entity_id: str, change: Callable[[Entity], Entity | None],
+                  touched: tuple[str, ...] | None = None) -> Mutation:
+    """The mutation that applies `change` to one existing entity; `touched`: the only
+    attributes `change` can modify, if known (see `Touched`)."""
+    def mutation(current: Mapping[str, Entity | None]) -> dict[str, Entity | None]:
+        entity = current[entity_id]
+        if entity is None:
+            raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
+        result = {entity_id: change(entity)}
+        return result if touched is None else Touched(result, {entity_id: touched})
+
+    return mutation
+
+
+def _partial_update(entity_id: str, iri: str, fragment: list[Instance], now: str) -> Mutation:
+    def change(entity: Entity) -> Entity:
+        ops.partial_update_attr(entity, iri, fragment, now)
+        return entity
+
+    return _one_mutation(entity_id, change, (iri,))
+
+
+def _update_attrs(
+    entity_id: str, attrs: dict[str, list[Instance]], now: str
+) -> tuple[Mutation, Callable[[], ops.UpdateResult]]:
+    """The mutation of an update of existing attributes, and a getter of its outcome (set
+    when the mutation runs: the group committer may run it on its own thread)."""
+    outcome = ops.UpdateResult()
+
+    def change(entity: Entity) -> Entity:
+        nonlocal outcome
+        outcome = ops.update_attrs(entity, attrs, now)
+        return entity
+
+    return _one_mutation(entity_id, change, tuple(attrs)), lambda: outcome
+
+
 class EntityService:
     """The write side of the NGSI-LD API; reads go to the store directly."""
 
@@ -42,13 +79,8 @@ class EntityService:
     def _one(
         self, tenant: str, entity_id: str, change: Callable[[Entity], Entity | None]
     ) -> list[Change]:
-        def mutation(current: Mapping[str, Entity | None]) -> dict[str, Entity | None]:
-            entity = current[entity_id]
-            if entity is None:
-                raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
-            return {entity_id: change(entity)}
-
-        return self.store.modify(tenant, [entity_id], mutation, self._now())
+        return self.store.modify(tenant, [entity_id], _one_mutation(entity_id, change),
+                                 self._now())
 
     def create(self, tenant: str, entity: Entity) -> None:
         now = self._now()
@@ -83,26 +115,35 @@ class EntityService:
     def update_attrs(
         self, tenant: str, entity_id: str, attrs: dict[str, list[Instance]]
     ) -> ops.UpdateResult:
-        now, outcome = self._now(), ops.UpdateResult()
+        now = self._now()
+        mutation, outcome = _update_attrs(entity_id, attrs, now)
+        self.store.modify(tenant, [entity_id], mutation, now)
+        return outcome()
 
-        def change(entity: Entity) -> Entity:
-            nonlocal outcome
-            outcome = ops.update_attrs(entity, attrs, now)
-            return entity
-
-        self._one(tenant, entity_id, change)
-        return outcome
+    async def update_attrs_async(
+        self, tenant: str, entity_id: str, attrs: dict[str, list[Instance]]
+    ) -> ops.UpdateResult:
+        """`update_attrs` on the event loop, as `partial_update_attr_async`."""
+        now = self._now()
+        mutation, outcome = _update_attrs(entity_id, attrs, now)
+        await self.store.modify_async(tenant, [entity_id], mutation, now)  # type: ignore[attr-defined]
+        return outcome()
 
     def partial_update_attr(
         self, tenant: str, entity_id: str, iri: str, fragment: list[Instance]
     ) -> None:
         now = self._now()
+        self.store.modify(tenant, [entity_id], _partial_update(entity_id, iri, fragment, now),
+                          now)
 
-        def change(entity: Entity) -> Entity:
-            ops.partial_update_attr(entity, iri, fragment, now)
-            return entity
-
-        self._one(tenant, entity_id, change)
+    async def partial_update_attr_async(
+        self, tenant: str, entity_id: str, iri: str, fragment: list[Instance]
+    ) -> None:
+        """`partial_update_attr` on the event loop, for a store with `modify_async` (the SQL
+        store: its group committer answers the coroutine, no worker thread waits)."""
+        now = self._now()
+        await self.store.modify_async(  # type: ignore[attr-defined]
+            tenant, [entity_id], _partial_update(entity_id, iri, fragment, now), now)
 
     def replace_attr(
         self, tenant: str, entity_id: str, iri: str, instances: list[Instance]

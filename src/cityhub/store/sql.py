@@ -9,10 +9,12 @@ change listeners (subscriptions, the bus outbox) add their rows in the same tran
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -26,6 +28,7 @@ from cityhub.ngsild.query import (
     Or,
     Path,
     QExpr,
+    attribute_rows,
     compile_q,
     compile_scope,
     compile_type,
@@ -36,12 +39,14 @@ from cityhub.ngsild.query import (
     type_matches,
 )
 from cityhub.store.database import Connection, Database, open_database
+from cityhub.store.group_commit import GroupCommitter
 from cityhub.store.port import (
     AttributeInfo,
     Change,
     EntityQuery,
     Mutation,
     QueryResult,
+    Touched,
     TypeInfo,
 )
 from cityhub.store.schema import PG_BOX, SQLITE_GEO_COPY, schema, sqlite_legacy_geo
@@ -70,12 +75,15 @@ def _comparable(instance: Instance) -> dict[str, Any]:
     return same
 
 
-def _instances_by_key(entity: Entity | None) -> dict[tuple[str, str], Instance]:
+def _instances_by_key(entity: Entity | None, only: tuple[str, ...] | None = None
+                      ) -> dict[tuple[str, str], Instance]:
     if entity is None:
         return {}
+    attrs = entity["attrs"]
+    named = attrs.items() if only is None else ((iri, attrs.get(iri, ())) for iri in only)
     return {
         (iri, inst.get("datasetId", "")): inst
-        for iri, instances in entity["attrs"].items()
+        for iri, instances in named
         for inst in instances
     }
 
@@ -94,6 +102,11 @@ class SqlStore:
         self.db = database
         self.listeners: list[ChangeListener] = []
         self._known_tenants: set[str] = set()
+        # SQLite has one writer at a time and a commit is most of a small write: writes are
+        # grouped (group_commit.py). PostgreSQL commits concurrent transactions in parallel
+        # (and flushes their WAL together); there a write is several round trips, which a
+        # single writer would serialise, so each write keeps its own transaction.
+        self._writer = GroupCommitter(database) if database.dialect == "sqlite" else None
         with self.db.transaction(write=True) as conn:
             if self.db.dialect == "postgres":
                 # Hubs starting together would race on CREATE TABLE IF NOT EXISTS otherwise.
@@ -115,6 +128,8 @@ class SqlStore:
         return cls(open_database(url, sqlite_functions={"regexp": sqlite_regexp}))
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.db.close()
 
     # -- reads -------------------------------------------------------------------------------
@@ -129,10 +144,8 @@ class SqlStore:
         return row is not None
 
     def get(self, tenant: str, entity_id: str) -> Entity | None:
-        with self.db.transaction(write=False) as conn:
-            row = conn.execute(
-                "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
-            ).fetchone()
+        row = self.db.fetch_one("SELECT doc FROM entities WHERE tenant = ? AND id = ?",
+                                (tenant, entity_id))
         return None if row is None else orjson.loads(row[0])
 
     def _where(
@@ -285,35 +298,58 @@ class SqlStore:
     # -- writes ------------------------------------------------------------------------------
 
     def modify(self, tenant: str, ids: list[str], mutation: Mutation, now: str) -> list[Change]:
-        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
-        with self.db.transaction(write=True) as conn:
-            if self.db.dialect == "postgres":
+        def work(conn: Connection) -> list[Change]:
+            return self._apply(conn, tenant, ids, mutation, now)
+
+        if self._writer is not None:
+            changes = self._writer.run(work)
+        else:
+            with self.db.transaction(write=True) as conn:
                 # Row locks cannot cover ids not created yet: lock every id (sorted, so no
                 # deadlock) so that a racing create waits and then sees the entity.
                 conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k",
                              (sorted({_lock_key(tenant, i) for i in ids}),))
-            self._ensure_tenant(conn, tenant)
-            current: dict[str, Entity | None] = dict.fromkeys(ids)
-            docs: dict[str, str] = {}
-            eids: dict[str, int] = {}
-            for chunk in _chunks(sorted(set(ids)), 500):
-                rows = conn.execute(
-                    f"SELECT eid, id, doc FROM entities WHERE tenant = ? "
-                    f"AND id IN ({', '.join('?' for _ in chunk)}){lock}",
-                    [tenant, *chunk],
-                ).fetchall()
-                for eid, entity_id, doc in rows:
-                    eids[entity_id] = eid
-                    docs[entity_id] = doc
-                    current[entity_id] = orjson.loads(doc)
-            # The mutation gets its own copies (parsing again is far cheaper than deepcopy).
-            result = mutation({k: orjson.loads(docs[k]) if k in docs else None for k in current})
-            changes = self._write(conn, tenant, current, result, eids, now)
-            for listener in self.listeners:
-                listener(conn, changes)
+                changes = work(conn)
         # Remembered only once committed: a rolled-back write must be written again next time.
         if tenant:
             self._known_tenants.add(tenant)
+        return changes
+
+    async def modify_async(self, tenant: str, ids: list[str], mutation: Mutation,
+                           now: str) -> list[Change]:
+        """`modify` for a coroutine: on SQLite the group committer answers it without a
+        worker thread; on PostgreSQL it runs in a worker thread."""
+        if self._writer is None:
+            return await asyncio.to_thread(self.modify, tenant, ids, mutation, now)
+        changes = await self._writer.run_async(
+            lambda conn: self._apply(conn, tenant, ids, mutation, now))
+        if tenant:
+            self._known_tenants.add(tenant)
+        return changes
+
+    def _apply(self, conn: Connection, tenant: str, ids: list[str], mutation: Mutation,
+               now: str) -> list[Change]:
+        """Load, mutate, write, tell the listeners: one write of `modify`, in its savepoint."""
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        self._ensure_tenant(conn, tenant)
+        current: dict[str, Entity | None] = dict.fromkeys(ids)
+        docs: dict[str, str] = {}
+        eids: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(ids)), 500):
+            rows = conn.execute(
+                f"SELECT eid, id, doc FROM entities WHERE tenant = ? "
+                f"AND id IN ({', '.join('?' for _ in chunk)}){lock}",
+                [tenant, *chunk],
+            ).fetchall()
+            for eid, entity_id, doc in rows:
+                eids[entity_id] = eid
+                docs[entity_id] = doc
+                current[entity_id] = orjson.loads(doc)
+        # The mutation gets its own copies (parsing again is far cheaper than deepcopy).
+        result = mutation({k: orjson.loads(docs[k]) if k in docs else None for k in current})
+        changes = self._write(conn, tenant, current, result, eids, now)
+        for listener in self.listeners:
+            listener(conn, changes)
         return changes
 
     def _ensure_tenant(self, conn: Connection, tenant: str) -> None:
@@ -352,6 +388,7 @@ class SqlStore:
         deleted_eids: list[int] = []
         moved_eids: list[int] = []  # updated entities whose geo rows change
         revised: dict[int, list[IndexRow]] = {}  # updated entities' new index rows
+        narrowed: list[tuple[int, Entity, Entity, list[str]]] = []  # see _narrow_index
         index: list[Row] = []
         geo_rows: list[Row] = []
         history: list[Row] = []
@@ -359,6 +396,8 @@ class SqlStore:
         creates = [i for i, e in result.items() if e is not None and current.get(i) is None]
         fresh = self._new_eids(conn, len(creates)) if creates else iter(())
         recorded = epoch(now)
+        touched: Mapping[str, tuple[str, ...]] = (
+            result.attrs if isinstance(result, Touched) else {})
         for entity_id, entity in result.items():
             old = current.get(entity_id)
             if entity is None and old is None:
@@ -371,7 +410,8 @@ class SqlStore:
                 changes.append(Change(tenant, entity_id, "delete", tuple(old["attrs"]), None,
                                       old, now))
                 continue
-            changed = self._history_rows(tenant, old, entity, recorded, history)
+            changed = self._history_rows(tenant, old, entity, recorded, history,
+                                         touched.get(entity_id))
             if old is not None and not changed and old.get("type") == entity.get("type") and (
                 old.get("scope") == entity.get("scope")
             ):
@@ -384,11 +424,22 @@ class SqlStore:
             else:
                 eid = eids[entity_id]
                 updates.append((dumps(entity), eid))
-                revised[eid] = index_rows(entity)  # diffed against the stored rows below
-                new_geo = list(self._geo_rows(tenant, eid, entity))
-                if new_geo != list(self._geo_rows(tenant, eid, old)):
-                    moved_eids.append(eid)
-                    geo_rows.extend(new_geo)
+                same_frame = old.get("type") == entity.get("type") and (
+                    old.get("scope") == entity.get("scope"))
+                if same_frame:  # only the changed attributes' index rows can differ
+                    narrowed.append((eid, old, entity, changed))
+                else:
+                    revised[eid] = index_rows(entity)  # diffed against the stored rows below
+                if not same_frame or _has_geo(old, changed) or _has_geo(entity, changed):
+                    new_geo = list(self._geo_rows(tenant, eid, entity))
+                    if new_geo != list(self._geo_rows(tenant, eid, old)):
+                        moved_eids.append(eid)
+                        geo_rows.extend(new_geo)
+                if same_frame and _kinds(old, changed) == _kinds(entity, changed):
+                    # Same types, same attribute kinds: the discovery census stays as it is.
+                    changes.append(Change(tenant, entity_id, "update", tuple(changed), entity,
+                                          old, now))
+                    continue
             census.update(_census(entity))
             if old is not None:
                 census.subtract(_census(old))
@@ -398,7 +449,10 @@ class SqlStore:
         for chunk in _chunks(moved_eids, 500):
             conn.execute(f"DELETE FROM geo_index WHERE eid IN ({', '.join('?' for _ in chunk)})",
                          chunk)
-        index.extend(self._index_diff(conn, tenant, revised))
+        if revised:
+            index.extend(self._index_diff(conn, tenant, revised))
+        if narrowed:
+            index.extend(self._narrow_index(conn, tenant, narrowed))
         conn.executemany(_INDEX_INSERT, index)
         conn.executemany(
             "INSERT INTO geo_index (tenant, eid, path, min_x, min_y, max_x, max_y) "
@@ -449,6 +503,27 @@ class SqlStore:
         )
         return added
 
+    @staticmethod
+    def _narrow_index(
+        conn: Connection, tenant: str, narrowed: list[tuple[int, Entity, Entity, list[str]]]
+    ) -> list[tuple[Any, ...]]:
+        """For updates that kept the entity's types and scopes: rewrite the index rows of
+        the changed attributes' paths whose rows differ (a PATCH of one value rewrites its
+        value and observedAt rows, not the other attributes' rows), and return the rows to
+        insert. Old and new rows are both derived from the documents, so nothing is read;
+        a path's rows are deleted by (eid, path), whatever their stored form."""
+        stale: list[tuple[int, int]] = []
+        added: list[tuple[Any, ...]] = []
+        for eid, old, new, names in narrowed:
+            before, after = attribute_rows(old, names), attribute_rows(new, names)
+            for key in before.keys() | after.keys():
+                rows = after.get(key, frozenset())
+                if before.get(key) != rows:
+                    stale.append((eid, key))
+                    added.extend((tenant, eid, *row) for row in rows)
+        conn.executemany("DELETE FROM attr_index WHERE eid = ? AND path = ?", stale)
+        return added
+
     def _flush(
         self,
         conn: Connection,
@@ -474,21 +549,25 @@ class SqlStore:
         conn.executemany("UPDATE entities SET doc = ? WHERE eid = ?", updates)
 
     def _history_rows(
-        self, tenant: str, old: Entity | None, new: Entity, recorded: float, out: list[Any]
+        self, tenant: str, old: Entity | None, new: Entity, recorded: float, out: list[Any],
+        only: tuple[str, ...] | None = None,
     ) -> list[str]:
-        """Append history rows for instances that differ; return the changed attribute names."""
-        before, after = _instances_by_key(old), _instances_by_key(new)
+        """Append history rows for instances that differ; return the changed attribute names.
+        `only`: the attributes that can differ (`Touched`), the others are not compared."""
+        before, after = _instances_by_key(old, only), _instances_by_key(new, only)
         changed: list[str] = []
         for (iri, dataset_id), inst in after.items():
             previous = before.get((iri, dataset_id))
-            if previous is not None and _comparable(previous) == _comparable(inst):
+            if previous is not None and (
+                previous == inst or _comparable(previous) == _comparable(inst)
+            ):
                 continue
             observed = inst.get("observedAt") or inst.get("modifiedAt") or new["modifiedAt"]
             out.append((tenant, new["id"], iri, dataset_id, epoch(observed), recorded,
                         numeric_value(inst), 0, dumps(inst)))
             if iri not in changed:
                 changed.append(iri)
-        for row in self._deletions(tenant, old, after, recorded, new["modifiedAt"]):
+        for row in self._deletions(tenant, old, after, recorded, new["modifiedAt"], only):
             out.append(row)
             if row[2] not in changed:
                 changed.append(row[2])
@@ -497,9 +576,9 @@ class SqlStore:
     @staticmethod
     def _deletions(
         tenant: str, old: Entity | None, after: dict[tuple[str, str], Instance] | None,
-        recorded: float, now: str,
+        recorded: float, now: str, only: tuple[str, ...] | None = None,
     ) -> Iterable[tuple[Any, ...]]:
-        for (iri, dataset_id), inst in _instances_by_key(old).items():
+        for (iri, dataset_id), inst in _instances_by_key(old, only).items():
             if after is None or (iri, dataset_id) not in after:
                 marker = {"type": inst["type"], "deletedAt": now}
                 yield (tenant, old["id"], iri, dataset_id, recorded, recorded, None, 1,  # type: ignore[index]
@@ -531,12 +610,31 @@ def _types_in_python(query: EntityQuery) -> bool:
     )
 
 
-def _census(entity: Entity) -> set[tuple[str, str, str]]:
+def _has_geo(entity: Entity, names: list[str]) -> bool:
+    attrs = entity["attrs"]
+    return any(inst.get("type") == "GeoProperty" for name in names
+               for inst in attrs.get(name, ()))
+
+
+def _kinds(entity: Entity, names: list[str]) -> set[tuple[str, str]]:
+    """The (attribute, kind) pairs of some attributes: what they add to the census."""
+    attrs = entity["attrs"]
+    return {(name, inst["type"]) for name in names for inst in attrs.get(name, ())}
+
+
+def _census(entity: Entity) -> frozenset[tuple[str, str, str]]:
     """What an entity adds to discovery: (type, "", "") per type and (type, attr, kind)."""
-    kinds = {(iri, inst["type"]) for iri, insts in entity["attrs"].items() for inst in insts}
-    return {(type_, "", "") for type_ in entity["type"]} | {
-        (type_, iri, kind) for type_ in entity["type"] for iri, kind in kinds
-    }
+    kinds = frozenset((iri, inst["type"]) for iri, insts in entity["attrs"].items()
+                      for inst in insts)
+    return _census_of(tuple(entity["type"]), kinds)
+
+
+@lru_cache(maxsize=1024)
+def _census_of(types: tuple[str, ...], kinds: frozenset[tuple[str, str]]
+               ) -> frozenset[tuple[str, str, str]]:
+    """Entities of a batch mostly share their shape: the census rows are built once each."""
+    return frozenset({(type_, "", "") for type_ in types} | {
+        (type_, iri, kind) for type_ in types for iri, kind in kinds})
 
 
 def _any_attribute(attrs: tuple[str, ...] | None) -> QExpr | None:

@@ -259,66 +259,76 @@ class TemporalStore:
         for action in self._pending.get() or []:
             action(conn)
 
-    def _modify(self, tenant: str, entity_id: str, mutation: Mutation, now: str,
+    def _modify(self, tenant: str, entity_ids: list[str], mutation: Mutation, now: str,
                 action: Action) -> list[Change]:
         """Write the entity through the store and run `action` in the same transaction (the
         store calls its change listeners inside it; this store is one of them)."""
         token = self._pending.set([action])
         try:
-            return self.store.modify(tenant, [entity_id], mutation, now)
+            return self.store.modify(tenant, entity_ids, mutation, now)
         finally:
             self._pending.reset(token)
 
     def upsert(self, tenant: str, temporal: Entity, *, must_exist: bool = False) -> bool:
         """Add every instance of a temporal payload; the newest per attribute instance becomes
         the entity's current value unless the entity holds a newer one. True when created."""
-        now, entity_id = self._now(), temporal["id"]
-        created, older = False, list[tuple[str, Instance]]()
+        return temporal["id"] in self.upsert_many(tenant, [temporal], must_exist=must_exist)
+
+    def upsert_many(self, tenant: str, temporals: list[Entity], *, must_exist: bool = False,
+                    known_new: bool = False) -> set[str]:
+        """`upsert` of several entities in one transaction (payloads with one id are merged);
+        the ids created. `known_new`: the caller guarantees that no instance is held yet (device
+        ingestion checks message ids in the same transaction), so history rows are inserted
+        without first reading the held ones."""
+        merged: dict[str, Entity] = {}
+        for temporal in temporals:
+            held = merged.get(temporal["id"])
+            if held is None:
+                merged[temporal["id"]] = {**temporal, "attrs": {
+                    k: list(v) for k, v in temporal["attrs"].items()}}
+                continue
+            if "type" in temporal:
+                held["type"] = sorted(set(held.get("type", [])) | set(temporal["type"]))
+            for iri, instances in temporal["attrs"].items():
+                held["attrs"].setdefault(iri, []).extend(instances)
+        now = self._now()
+        created: set[str] = set()
+        older: list[tuple[str, str, Instance]] = []
 
         def mutation(current: Mapping[str, Entity | None]) -> dict[str, Entity | None]:
-            nonlocal created
-            entity = current[entity_id]
-            latest, rest = _split_latest(temporal["attrs"], now)
-            if entity is None:
-                if must_exist:
-                    raise ResourceNotFound(f"entity {entity_id} does not exist",
-                                           instance=entity_id)
-                if "type" not in temporal:
-                    raise BadRequestData("a new temporal entity needs a type")
-                attrs: dict[str, list[Instance]] = {}
-                for (iri, _ds), inst in latest.items():
-                    attrs.setdefault(iri, []).append(inst)
-                entity = ops.new_entity({**temporal, "attrs": attrs}, now)
-                created = True
-            else:
-                if "type" in temporal:
-                    entity["type"] = sorted(set(entity["type"]) | set(temporal["type"]))
-                for (iri, ds), inst in latest.items():
-                    held = next((i for i in entity["attrs"].get(iri, [])
-                                 if i.get("datasetId", "") == ds), None)
-                    if held is not None and tl.instance_moment(inst, now) < tl.instance_moment(
-                            held, held.get("modifiedAt", now)):
-                        rest.append((iri, inst))
-                    else:
-                        ops.append_attrs(entity, {iri: [inst]}, now)
-            older[:] = [(iri, {**inst, "createdAt": now, "modifiedAt": now})
-                        for iri, inst in rest]
-            return {entity_id: entity}
+            created.clear()
+            older.clear()
+            result: dict[str, Entity | None] = {}
+            for entity_id, temporal in merged.items():
+                entity, rest = _merge_temporal(current[entity_id], temporal, now, must_exist)
+                if current[entity_id] is None:
+                    created.add(entity_id)
+                result[entity_id] = entity
+                older.extend((entity_id, iri, {**inst, "createdAt": now, "modifiedAt": now})
+                             for iri, inst in rest)
+            return result
 
-        self._modify(tenant, entity_id, mutation, now,
-                     lambda conn: self._insert(conn, tenant, entity_id, older, now))
+        self._modify(tenant, list(merged), mutation, now,
+                     lambda conn: self._insert(conn, tenant, older, now, known_new))
         return created
 
-    def _insert(self, conn: Connection, tenant: str, entity_id: str,
-                instances: list[tuple[str, Instance]], now: str) -> None:
-        """History rows for instances that did not become current, skipping any already held
-        (so a retried request adds nothing twice)."""
-        groups: dict[tuple[str, str], list[tuple[float, Instance]]] = {}
-        for iri, inst in instances:
+    def _insert(self, conn: Connection, tenant: str, instances: list[tuple[str, str, Instance]],
+                now: str, known_new: bool = False) -> None:
+        """History rows for (entity id, attribute, instance) that did not become current,
+        skipping any already held unless `known_new` (so a retried request adds nothing
+        twice)."""
+        groups: dict[tuple[str, str, str], list[tuple[float, Instance]]] = {}
+        for entity_id, iri, inst in instances:
             moment = epoch(tl.instance_moment(inst, now))
-            groups.setdefault((iri, inst.get("datasetId", "")), []).append((moment, inst))
-        rows, recorded = [], epoch(now)
-        for (iri, ds), items in groups.items():
+            groups.setdefault((entity_id, iri, inst.get("datasetId", "")), []).append(
+                (moment, inst))
+        rows: list[tuple[Any, ...]] = []
+        recorded = epoch(now)
+        for (entity_id, iri, ds), items in groups.items():
+            if known_new:
+                rows.extend((tenant, entity_id, iri, ds, moment, recorded, numeric_value(inst),
+                             0, dumps(inst)) for moment, inst in items)
+                continue
             moments = [m for m, _ in items]
             held = {(float(t), _comparable(orjson.loads(i))) for t, i in conn.execute(
                 "SELECT observed_at, instance FROM attr_history WHERE tenant = ? AND "
@@ -341,7 +351,7 @@ class TemporalStore:
                          (tenant, entity_id))
 
         if self.store.get(tenant, entity_id) is not None:
-            self._modify(tenant, entity_id, lambda _current: {entity_id: None}, self._now(),
+            self._modify(tenant, [entity_id], lambda _current: {entity_id: None}, self._now(),
                          forget)
             return
         if not self.attributes(tenant, entity_id):
@@ -377,7 +387,7 @@ class TemporalStore:
                                        "(nor history of it)")
             conn.execute(f"DELETE FROM attr_history WHERE {where}", params)
 
-        self._modify(tenant, entity_id, mutation, now, forget)
+        self._modify(tenant, [entity_id], mutation, now, forget)
 
     def _instance_row(self, conn: Connection, tenant: str, entity_id: str, iri: str,
                       instance_id: str) -> tuple[int, float, Instance, str]:
@@ -442,6 +452,34 @@ def _shift(entity: Entity, iri: str) -> float:
     """The attribute's current number: usually near the mean of its recent history."""
     numbers = [n for n in (numeric_value(i) for i in entity["attrs"].get(iri, [])) if n is not None]
     return numbers[0] if numbers else 0.0
+
+
+def _merge_temporal(entity: Entity | None, temporal: Entity, now: str, must_exist: bool
+                    ) -> tuple[Entity, list[tuple[str, Instance]]]:
+    """The entity after a temporal upsert, and the instances that go to history only (older
+    than the current value of their attribute)."""
+    entity_id = temporal["id"]
+    latest, rest = _split_latest(temporal["attrs"], now)
+    if entity is None:
+        if must_exist:
+            raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
+        if "type" not in temporal:
+            raise BadRequestData("a new temporal entity needs a type")
+        attrs: dict[str, list[Instance]] = {}
+        for (iri, _ds), inst in latest.items():
+            attrs.setdefault(iri, []).append(inst)
+        return ops.new_entity({**temporal, "attrs": attrs}, now), rest
+    if "type" in temporal:
+        entity["type"] = sorted(set(entity["type"]) | set(temporal["type"]))
+    for (iri, ds), inst in latest.items():
+        held = next((i for i in entity["attrs"].get(iri, []) if i.get("datasetId", "") == ds),
+                    None)
+        if held is not None and tl.instance_moment(inst, now) < tl.instance_moment(
+                held, held.get("modifiedAt", now)):
+            rest.append((iri, inst))
+        else:
+            ops.append_attrs(entity, {iri: [inst]}, now)
+    return entity, rest
 
 
 def _split_latest(attrs: Mapping[str, list[Instance]], now: str) -> tuple[

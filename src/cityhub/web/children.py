@@ -145,3 +145,11 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str,
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} within {timeout_s:g} s")
         time.sleep(0.2)
+
+
+def read_token(path: Path | None) -> str | None:
+    """A bearer token handed to a child in a file (mode 600), never on its command line."""
+    if path is None:
+        return None
+    token = path.read_text().strip()
+    return token or None

@@ -19,8 +19,10 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
+
 from cityhub.edge.simulator import SimulatedDevice, Simulator, provision
-from cityhub.web.children import exit_with_parent
+from cityhub.web.children import exit_with_parent, read_token
 
 log = logging.getLogger("cityhub.web.devices_worker")
 
@@ -42,12 +44,16 @@ def save(store: Path, devices: list[SimulatedDevice]) -> None:
 
 
 def devices_for(hub: str, count: int, store: Path, centre: tuple[float, float],
-                spread: tuple[float, float] = (0.01, 0.01)) -> tuple[list[SimulatedDevice], int]:
+                spread: tuple[float, float] = (0.01, 0.01), token: str | None = None,
+                owner: str = "demo") -> tuple[list[SimulatedDevice], int]:
     """`count` devices, stored ones first; returns them and how many were registered now."""
     stored = load_stored(store)
     if len(stored) >= count:
         return stored[:count], 0
-    fresh = provision(hub, "", count, owner="demo", centre=centre, spread=spread)[len(stored):]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=hub, timeout=10.0, headers=headers) as http:
+        fresh = provision(hub, "", count, owner=owner, centre=centre, spread=spread,
+                          http=http)[len(stored):]
     everything = stored + fresh
     save(store, everything)
     return everything, len(fresh)
@@ -62,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--centre", default="116.3975,39.9087", help="lon,lat")
     parser.add_argument("--spread", default="0.01,0.01", help="half width,height in degrees")
+    parser.add_argument("--owner", default="demo", help="department owning the devices")
+    parser.add_argument("--token-file", type=Path, default=None,
+                        help="bearer token of a service account that may register them")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
@@ -70,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     lon, lat = (float(v) for v in args.centre.split(","))
     half_lon, half_lat = (float(v) for v in args.spread.split(","))
     devices, registered = devices_for(args.hub, args.count, args.store, (lon, lat),
-                                      (half_lon, half_lat))
+                                      (half_lon, half_lat), read_token(args.token_file),
+                                      args.owner)
     print(f"devices: {len(devices)} ({registered} registered now, "
           f"{len(devices) - registered} reused from {args.store}) at {args.rate:g} msg/s on "
           f"{args.broker}", flush=True)

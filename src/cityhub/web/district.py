@@ -105,13 +105,18 @@ def footprint(net: Path) -> tuple[float, float, float, float]:
             round((east - west) / 2, 6), round((north - south) / 2, 6))
 
 
-def write_edge_config(paths: DemoPaths, broker_host: str, broker_port: int, hub_url: str) -> Path:
-    """The edge agent's settings: the embedded broker in, the hub out, the outbox beside it."""
+def write_edge_config(paths: DemoPaths, broker_host: str, broker_port: int, hub_url: str,
+                      token: str | None = None) -> Path:
+    """The edge agent's settings: the embedded broker in, the hub out (with the edge token),
+    the outbox beside it. Mode 600: it holds the token."""
     paths.root.mkdir(parents=True, exist_ok=True)
+    paths.edge_config.touch(mode=0o600, exist_ok=True)
+    paths.edge_config.chmod(0o600)
+    credential = f'token = "{token}"\n' if token else ""
     paths.edge_config.write_text(
         "# written by `cityhub demo` on every start (the broker's port may change)\n"
         f'[mqtt]\nhost = "{broker_host}"\nport = {broker_port}\nclient_id = "cityhub-demo-edge"\n'
-        f'\n[hub]\nurl = "{hub_url}"\ntransport = "http"\nforward = "raw"\n'
+        f'\n[hub]\nurl = "{hub_url}"\ntransport = "http"\nforward = "raw"\n{credential}'
         '\n[outbox]\npath = "edge-outbox.db"\n'
         "\n[window]\nseconds = 60\n"
     )

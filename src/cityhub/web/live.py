@@ -1,8 +1,9 @@
-"""Live change notices for the operations page: store change listener -> in-process fan-out.
+"""Live change notices for the operations page: entity changes -> in-process fan-out.
 
 `ChangeFeed` is the tiny interface the SSE endpoint depends on (publish a notice, subscribe a
-bounded asyncio queue); `LocalFeed` is the in-process implementation. A hub process with
-several workers, or a bus-backed deployment, swaps in a feed fed by the Bus port instead.
+bounded asyncio queue); `LocalFeed` is the in-process implementation. What feeds it is decided
+in `cityhub.api.routers.ops`: the store's change listener on the in-process bus, a broadcast
+listener on the Bus port (every hub process hears every process's changes) on NATS.
 
 Notices carry ids, short type names and changed attribute names only, never values: the page
 reads the values through the ordinary NGSI-LD API with the user's own token, so what it shows
@@ -12,6 +13,7 @@ The store calls `listener` inside its write transaction (possibly in a worker th
 publishing only hands the notice to each subscriber's event loop and never blocks. A notice can
 thus precede the commit, or name a write that is rolled back: harmless, because readers batch
 notices for a moment and then read the entities again (a rolled-back write reads as unchanged).
+From the bus, notices name committed changes only (the hub publishes through an outbox).
 """
 
 from __future__ import annotations

@@ -35,18 +35,35 @@ class RunningHub:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def data_dir(self) -> Path:
+        return self.log_path.parent
+
+    def service_token(self, name: str) -> dict[str, str]:
+        """Headers with the bearer token `cityhub demo` gave a service account."""
+        token = (self.data_dir / "demo" / "tokens" / f"{name}.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def password(self, person: str) -> str:
+        """The password `cityhub demo` set for one of its demo people."""
+        import json
+
+        passwords: dict[str, str] = json.loads(
+            (self.data_dir / "demo" / "accounts.json").read_text())
+        return passwords[person]
+
 
 @contextmanager
 def running_cityhub(args: list[str], data_dir: Path, ready_path: str = "/health",
                     ready_text: str | None = None, timeout_s: float = 60.0,
-                    ) -> Iterator[RunningHub]:
+                    env: dict[str, str] | None = None) -> Iterator[RunningHub]:
     """Run `cityhub <args> --port <free>` with its data in `data_dir` until the block ends.
 
     Ready once `ready_path` answers 200 and, if given, `ready_text` is in its output.
     Stops it with SIGINT (what Ctrl-C sends) and waits; the exit code is left on the process.
     """
     port = free_port("127.0.0.1", 0)
-    env = {**os.environ, "CITYHUB_DATA_DIR": str(data_dir)}
+    env = {**os.environ, **(env or {}), "CITYHUB_DATA_DIR": str(data_dir)}
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"cityhub-{port}.log"
     command = [str(Path(sys.executable).parent / "cityhub"), *args, "--port", str(port)]

@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cityhub.web.children import exit_with_parent
+import httpx
+
+from cityhub.web.children import exit_with_parent, read_token
 
 if TYPE_CHECKING:
     from cityhub.sandbox.twin import Twin
@@ -59,7 +61,7 @@ class Pacer:
 
 
 def run(scenario_ref: str, hub: str, speed: float, out: Path, district: str,
-        controller_name: str) -> None:
+        controller_name: str, token: str | None = None) -> None:
     from cityhub.brain.controllers import create_controller
     from cityhub.sandbox.publisher import HubPublisher, induction_loops
     from cityhub.sandbox.runner import rules_for
@@ -68,7 +70,8 @@ def run(scenario_ref: str, hub: str, speed: float, out: Path, district: str,
 
     scenario = resolve(scenario_ref)
     seed = next_seed(out)
-    publisher = HubPublisher(hub, district)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    publisher = HubPublisher(hub, district, client=httpx.Client(timeout=10.0, headers=headers))
 
     def observe(twin: Twin, now: float) -> None:
         # stamp entities with wall-clock time: simulated minutes pass `speed` times faster
@@ -92,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--district", default="demo")
     parser.add_argument("--controller", default="cityhub")
+    parser.add_argument("--token-file", type=Path, default=None,
+                        help="bearer token of the twin's service account (hub with auth on)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s "
                         "%(message)s")
     try:
-        run(args.scenario, args.hub, args.speed, args.out, args.district, args.controller)
+        run(args.scenario, args.hub, args.speed, args.out, args.district, args.controller,
+            read_token(args.token_file))
     except KeyboardInterrupt:
         print("twin: stopped", flush=True)
     return 0

@@ -131,7 +131,8 @@ def test_ddl_has_the_table_and_its_indexes(dialect: str) -> None:
     assert [s.split(" ON ")[1] for s in statements[1:]] == [
         "attr_index (tenant, path, kind, num, "
         + ("(left(txt, 150)), eid)" if dialect == "postgres" else "txt, eid)"),
-        "attr_index (eid)"]
+        "attr_index (eid, path, kind, num, "
+        + ("(left(txt, 150)))" if dialect == "postgres" else "txt)")]
 
 
 def test_sqlite_ddl_is_idempotent_and_rows_go_by_eid() -> None:
@@ -239,3 +240,37 @@ def test_postgres_answers_terms_from_the_value_index(pg_db: Any, text: str,
     scan = next(at for at, step in enumerate(plan) if "attr_index_lookup" in step)
     assert plan[scan + 1].strip().startswith("Index Cond: ")
     assert condition in plan[scan + 1]
+
+
+@pytest.mark.parametrize(("text", "lists", "probes"), [
+    ('a>1;r=="urn:x"', "(tenant=? AND path=? AND kind=? AND num=? AND txt=?)",
+     ["(eid=? AND path=? AND kind=? AND num>?)"]),
+    ('a>1;r=="urn:x";c', "(tenant=? AND path=? AND kind=? AND num=? AND txt=?)",
+     ["(eid=? AND path=? AND kind=? AND num>?)", "(eid=? AND path=?)"]),
+])
+def test_sqlite_lists_an_equality_and_probes_the_other_terms_per_candidate(
+        sqlite_db: sqlite3.Connection, text: str, lists: str, probes: list[str]) -> None:
+    """AND-ed terms where one is an equality: it lists the candidates from the value index,
+    and every other term is one seek per candidate in the entity index, both covering."""
+    sql, params = compile_q(expand(parse_q(text), expand_term), "sqlite", tenant="t1")
+    plan = sqlite_db.execute(
+        f"EXPLAIN QUERY PLAN SELECT e.id FROM entities e WHERE +e.tenant = ? AND {sql}",  # noqa: S608 - compiled SQL, values are parameters
+        ["t1", *params]).fetchall()
+    steps = [str(step[3]) for step in plan if "attr_index" in str(step[3])]
+    assert steps == [f"SEARCH a USING COVERING INDEX attr_index_lookup {lists}",
+                     *(f"SEARCH b USING COVERING INDEX attr_index_entity {probe}"
+                       for probe in probes)]
+
+
+def test_sqlite_intersects_two_ranges_inside_the_value_index(
+        sqlite_db: sqlite3.Connection) -> None:
+    sql, params = compile_q(expand(parse_q("a>1;b<2"), expand_term), "sqlite", tenant="t1")
+    plan = sqlite_db.execute(
+        f"EXPLAIN QUERY PLAN SELECT e.id FROM entities e WHERE +e.tenant = ? AND {sql}",  # noqa: S608 - compiled SQL, values are parameters
+        ["t1", *params]).fetchall()
+    steps = [str(step[3]) for step in plan if "attr_index" in str(step[3])]
+    assert steps == [
+        "SEARCH attr_index USING COVERING INDEX attr_index_lookup "
+        "(tenant=? AND path=? AND kind=? AND num>?)",
+        "SEARCH attr_index USING COVERING INDEX attr_index_lookup "
+        "(tenant=? AND path=? AND kind=? AND num<?)"]

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from cityhub.api.deps import SettingsDep, StoreDep, WriteTenant
-from cityhub.api.governance_state import DATASET_ID, catalogued, history_reader, record
+from cityhub.api.deps import SettingsDep, WriteTenant
+from cityhub.api.governance_state import DATASET_ID, catalogued, history_reader, record, whole_store
 from cityhub.api.ldio import json_response
 from cityhub.api.service_access import allow, dataset_resource, may
 from cityhub.governance import observations, privacy
@@ -74,13 +74,39 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _space(request: Request, bbox: str | None, cell: float, areas: str | None
+           ) -> privacy.Space:
+    if (bbox is None) == (areas is None):
+        raise BadRequestData("group by a grid (bbox, cell) or by named areas (areas), not both "
+                             "nor neither")
+    if bbox is not None:
+        return privacy.Grid(*_parse_bbox(bbox), cell)
+    declared: list[privacy.Area] = request.app.state.privacy_areas
+    if areas == "*":
+        return privacy.Areas(declared)
+    wanted = [a for a in (areas or "").split(",") if a]
+    by_id = {a.id: a for a in declared}
+    unknown = [a for a in wanted if a not in by_id]
+    if unknown:
+        raise BadRequestData(f"no declared area {unknown[0]!r} (see /privacy/areas)")
+    return privacy.Areas([by_id[a] for a in dict.fromkeys(wanted)])
+
+
+@router.get("/areas", summary="The named areas (districts) private aggregates may be grouped by")
+def areas(request: Request) -> Response:
+    declared: list[privacy.Area] = request.app.state.privacy_areas
+    return json_response([{"id": a.id, "name": a.name,
+                           "polygon": [list(p) for p in a.polygon.exterior.coords]}
+                          for a in declared])
+
+
 @router.get("/datasets/{dataset}/aggregate",
-            summary="Count, sum or mean of a numeric attribute per grid cell and time bucket, "
-            "under differential privacy (spends epsilon from the dataset's budget)")
+            summary="Count, sum or mean of a numeric attribute per grid cell or named area and "
+            "time bucket, under differential privacy with one device as the privacy unit "
+            "(spends epsilon from the dataset's budget)")
 def aggregate(
     request: Request,
     settings: SettingsDep,
-    store: StoreDep,
     temporal: Annotated[TemporalStore, Depends(history_reader)],
     tenant: WriteTenant,
     dataset: DatasetId,
@@ -88,11 +114,17 @@ def aggregate(
                                     description="Numeric attribute (short name or IRI)")],
     statistic: Annotated[Literal["count", "sum", "mean"], Query()],
     epsilon: Annotated[float, Query(gt=0, le=100, description="Privacy loss of this answer")],
-    bbox: Annotated[str, Query(max_length=200, description="west,south,east,north (WGS84)")],
     start: Annotated[datetime, Query(description="Start of the first bucket (ISO 8601)")],
     end: Annotated[datetime, Query(description="End of the time range (ISO 8601)")],
+    bbox: Annotated[str | None, Query(max_length=200, description="Grid: west,south,east,"
+                                      "north (WGS84)")] = None,
     cell: Annotated[float, Query(gt=0, le=10, description="Grid cell size in degrees")] = 0.01,
+    areas: Annotated[str | None, Query(max_length=2000, pattern=r"^(\*|[A-Za-z0-9_.\-,]+)$",
+                                       description="Named areas: ids, comma-separated, or * "
+                                       "for every declared area")] = None,
     bucket: Annotated[int, Query(ge=60, le=31 * 86400, description="Bucket in seconds")] = 3600,
+    contributions: Annotated[int, Query(ge=1, le=privacy.MAX_CONTRIBUTIONS, description=(
+        "k: readings each device contributes to a bucket at most"))] = 10,
 ) -> Response:
     found = catalogued(request, tenant, dataset)
     actor = allow(request, "aggregate", dataset_resource(tenant, found)).key
@@ -104,9 +136,10 @@ def aggregate(
     if epsilon > settings.privacy_max_epsilon:
         raise BadRequestData(f"epsilon {epsilon} exceeds the per-query maximum "
                              f"{settings.privacy_max_epsilon}")
-    query = privacy.AggregateQuery(statistic, iri, epsilon, privacy.Grid(*_parse_bbox(bbox), cell),
-                                   _utc(start), _utc(end), timedelta(seconds=bucket))
     try:
+        query = privacy.AggregateQuery(statistic, iri, epsilon, _space(request, bbox, cell, areas),
+                                       _utc(start), _utc(end), timedelta(seconds=bucket),
+                                       contributions)
         query.check()
         state = _budgets(request).charge(tenant, dataset, epsilon, actor,
                                          f"{statistic}({attribute})")
@@ -117,20 +150,24 @@ def aggregate(
     record(request, AuditEvent(actor=actor, action="privacy.aggregate", subject=dataset,
                                tenant=tenant, dataset=dataset, decision="answered",
                                detail={"statistic": statistic, "attribute": iri,
-                                       "epsilon": epsilon}))
+                                       "epsilon": epsilon, "contributions": contributions,
+                                       "groups": query.groups}))
     rows = []
-    for entity in observations.entities(store, found):
+    for entity in observations.entities(whole_store(request), found):
         where = observations.point(entity)
-        if where is None or query.grid.index(*where) is None:
+        if where is None or query.space.place(*where) is None:
             continue
+        device = observations.device_of(entity)
         for reading in observations.readings(temporal, tenant, entity, iri, query.start,
                                              query.end):
-            rows.append((where[0], where[1], reading.at, reading.value))
+            rows.append((device, where[0], where[1], reading.at, reading.value))
     counts, sums = privacy.exact(query, rows, *bounds)
     values = privacy.release(query, counts, sums, *bounds)
     return json_response({
         "dataset": dataset, "attribute": iri, "statistic": statistic, "epsilon": epsilon,
-        "mechanism": "laplace", "clamp": list(bounds),
+        "mechanism": "laplace", "clamp": list(bounds), "privacyUnit": "device",
+        "contributions": contributions, "sensitivity": {
+            "count": query.count_sensitivity, "sum": query.sum_sensitivity(*bounds)},
         "groups": [{**query.describe(g), "value": v} for g, v in enumerate(values)],
         "budget": _budget(state),
     })

@@ -42,7 +42,13 @@ from cityhub.ngsild.query.ast import (
 )
 from cityhub.ngsild.query.evaluate import matches, scope_matches, type_matches
 from cityhub.ngsild.query.expand import expand
-from cityhub.ngsild.query.index import INDEX_COLUMNS, IndexRow, index_ddl, index_rows
+from cityhub.ngsild.query.index import (
+    INDEX_COLUMNS,
+    IndexRow,
+    attribute_rows,
+    index_ddl,
+    index_rows,
+)
 from cityhub.ngsild.query.parser import parse_q, parse_scope_q, parse_type_expr
 from cityhub.ngsild.query.plan import needs_recheck
 from cityhub.ngsild.query.sql import compile_q, compile_scope, compile_type, sqlite_regexp
@@ -77,6 +83,7 @@ __all__ = [
     "TypeOr",
     "Uri",
     "ValueList",
+    "attribute_rows",
     "compile_q",
     "compile_scope",
     "compile_type",

@@ -22,6 +22,7 @@ matching `left(...)` conditions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from cityhub.ngsild.model import Entity
@@ -39,17 +40,36 @@ Dialect = Literal["sqlite", "postgres"]
 def index_rows(entity: Entity) -> list[IndexRow]:
     """The index rows of one entity, without duplicates, in the order of INDEX_COLUMNS."""
     rows: dict[IndexRow, None] = {}
+    _node_rows(entity, rows)
+    for name in entity_types(entity):
+        rows[(TYPE_KEY, STRING, None, name)] = None
+    for scope in entity_scopes(entity):
+        rows[(SCOPE_KEY, STRING, None, scope)] = None
+    return list(rows)
+
+
+def attribute_rows(entity: Entity, names: Iterable[str]) -> dict[int, frozenset[IndexRow]]:
+    """The index rows of some attributes of an entity, by path key: the part of
+    `index_rows(entity)` whose paths start with one of `names`. A node's key is derived from
+    its attribute's name, so no other attribute shares these keys; an update that changes
+    only these attributes rewrites only these keys' rows (the store's narrow update)."""
+    attrs = entity.get("attrs")
+    part = {name: attrs[name] for name in names if name in attrs} if isinstance(attrs, dict) else {}
+    rows: dict[IndexRow, None] = {}
+    _node_rows({"attrs": part}, rows)
+    keyed: dict[int, set[IndexRow]] = {}
+    for row in rows:
+        keyed.setdefault(row[0], set()).add(row)
+    return {key: frozenset(found) for key, found in keyed.items()}
+
+
+def _node_rows(entity: Entity, rows: dict[IndexRow, None]) -> None:
     for key, node in walk(entity):
         leaves = node_leaves(node)
         if not leaves:
             rows[(key, PRESENT, None, None)] = None
         for kind, num, txt in leaves:
             rows[(key, kind, num, txt)] = None
-    for name in entity_types(entity):
-        rows[(TYPE_KEY, STRING, None, name)] = None
-    for scope in entity_scopes(entity):
-        rows[(SCOPE_KEY, STRING, None, scope)] = None
-    return list(rows)
 
 
 def index_ddl(dialect: Dialect) -> list[str]:
@@ -71,5 +91,8 @@ def index_ddl(dialect: Dialect) -> list[str]:
         f"txt {txt})",
         "CREATE INDEX IF NOT EXISTS attr_index_lookup "
         f"ON attr_index (tenant, path, kind, num, {txt_key}, eid)",
-        "CREATE INDEX IF NOT EXISTS attr_index_eid ON attr_index (eid)",
+        # An entity's rows, covered: the per-candidate probes of AND-ed q terms (sql.py) and
+        # the store's diff of an updated entity's rows read this index alone.
+        "CREATE INDEX IF NOT EXISTS attr_index_entity "
+        f"ON attr_index (eid, path, kind, num, {txt_key})",
     ]

@@ -31,6 +31,11 @@
       "type.Device": "Sensor", "type.Alert": "Alert", "type.AirQualityObserved": "Air station",
       "type.EnergyMeter": "Energy meter", "type.ServiceRequest": "Citizen request",
       "denied": "not permitted", "error.load": "could not load",
+      "auth.purpose": "Purpose (for data shared under a grant)", "auth.failed": "Unknown user or wrong password.",
+      "auth.kind.citizen": "citizen", "auth.kind.staff": "staff", "auth.kind.service": "service", "auth.kind.device": "device",
+      "audit.denied": "Audit records are for auditors and stewards.",
+      "layer.roads": "roads", "layer.signals": "junctions", "layer.sensors": "sensors", "layer.stations": "air stations",
+      "layer.meters": "energy meters", "layer.alerts": "alerts", "layer.indices": "congestion index",
     },
     zh: {
       "title": "城市运行中心", "tab.overview": "总览", "tab.traffic": "交通", "tab.environment": "环境与能源",
@@ -57,6 +62,11 @@
       "type.TrafficSignal": "路口", "type.Device": "传感器", "type.Alert": "告警",
       "type.AirQualityObserved": "空气监测站", "type.EnergyMeter": "电表", "type.ServiceRequest": "市民诉求",
       "denied": "无权限", "error.load": "加载失败",
+      "auth.purpose": "用途（经授权共享的数据）", "auth.failed": "用户名或密码错误。",
+      "auth.kind.citizen": "市民", "auth.kind.staff": "工作人员", "auth.kind.service": "服务账号", "auth.kind.device": "设备",
+      "audit.denied": "审计记录仅供审计员和数据管理员查看。",
+      "layer.roads": "道路", "layer.signals": "路口", "layer.sensors": "传感器", "layer.stations": "空气监测站",
+      "layer.meters": "电表", "layer.alerts": "告警", "layer.indices": "拥堵指数",
     },
   };
   const KEY = "cityhub.lang";

@@ -77,6 +77,7 @@
       if (!this.view) return null;
       let best = null, bestD = 64;
       const consider = (item, type, at, lines) => {
+        if (!at) return;  // charted but not placed on the map
         const [px, py] = this.project(at); const d = (px - x) ** 2 + (py - y) ** 2;
         if (d < bestD) { bestD = d; best = { id: item.id, name: item.name, type, lines }; }
       };
@@ -128,9 +129,11 @@
         const [x, y] = this.project(d.at); g.fillStyle = DEVICE_COLOUR[d.state] || "#8a97a6"; g.fillRect(x - 2, y - 2, 4, 4);
       }
       for (const m of L.meters.values()) {
+        if (!m.at) continue;
         const [x, y] = this.project(m.at); g.fillStyle = "#b07cff"; g.fillRect(x - 4, y - 4, 8, 8);
       }
       for (const s of L.stations.values()) {
+        if (!s.at) continue;
         const [x, y] = this.project(s.at); g.fillStyle = aqiColour(s.aqi);
         g.beginPath(); g.moveTo(x, y - 7); g.lineTo(x + 7, y); g.lineTo(x, y + 7); g.lineTo(x - 7, y); g.closePath(); g.fill();
         g.strokeStyle = "#0c141c"; g.lineWidth = 1.5; g.stroke();
