@@ -215,3 +215,38 @@ def test_a_writer_held_up_too_long_by_another_process_gets_database_is_locked(
     os.close(hung)
     os.close(waiting)
 
+
+def test_threads_and_processes_opening_a_new_file_at_once_all_write(tmp_path: Path) -> None:
+    """The first connection turns a new file to WAL and needs it to itself for that, without
+    SQLite's busy handler: seen as 'database is locked' in about one run of ten when hubs (or
+    a hub's threads) opened a new file together. Each round races both on a fresh file."""
+    import threading
+
+    from cityhub.store.database import SqliteDatabase
+
+    for round_ in range(30):
+        path = str(tmp_path / f"new{round_}.db")
+        shared = SqliteDatabase(path)
+        errors: list[BaseException] = []
+        start = threading.Barrier(6)
+
+        def write(database: SqliteDatabase | None) -> None:
+            try:
+                start.wait()
+                own = database or SqliteDatabase(path)  # None: a process of its own
+                with own.transaction(write=True) as conn:
+                    conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+                    conn.execute("INSERT INTO t VALUES (1)")
+                if own is not shared:
+                    own.close()
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=write, args=(db,)) for db in (shared, None) * 3]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert shared.fetch_one("SELECT count(*) FROM t")[0] == 6
+        shared.close()

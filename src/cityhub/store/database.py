@@ -103,6 +103,14 @@ class SqliteDatabase:
             self._shared = self._open()
         else:
             self._turns = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            # The first connection turns a new file to WAL, which needs the file to itself and
+            # fails at once, without the busy handler, if another connection (a thread's or
+            # another process's) is opening it too: so it is opened during the writers' turn.
+            take_turn(self._turns)
+            try:
+                self._local.conn = self._open()
+            finally:
+                fcntl.flock(self._turns, fcntl.LOCK_UN)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
