@@ -216,37 +216,72 @@ def test_a_writer_held_up_too_long_by_another_process_gets_database_is_locked(
     os.close(waiting)
 
 
-def test_threads_and_processes_opening_a_new_file_at_once_all_write(tmp_path: Path) -> None:
-    """The first connection turns a new file to WAL and needs it to itself for that, without
-    SQLite's busy handler: seen as 'database is locked' in about one run of ten when hubs (or
-    a hub's threads) opened a new file together. Each round races both on a fresh file."""
+
+def race_to_open(path: str) -> list[BaseException]:
+    """Three threads of one store and three stores of their own (as processes) write at once
+    to the new file `path`; returns what they raised."""
     import threading
 
     from cityhub.store.database import SqliteDatabase
 
-    for round_ in range(30):
-        path = str(tmp_path / f"new{round_}.db")
-        shared = SqliteDatabase(path)
-        errors: list[BaseException] = []
-        start = threading.Barrier(6)
+    shared = SqliteDatabase(path)
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
 
-        def write(database: SqliteDatabase | None) -> None:
-            try:
-                start.wait()
-                own = database or SqliteDatabase(path)  # None: a process of its own
-                with own.transaction(write=True) as conn:
-                    conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
-                    conn.execute("INSERT INTO t VALUES (1)")
-                if own is not shared:
-                    own.close()
-            except BaseException as error:  # reported below
-                errors.append(error)
+    def write(database: SqliteDatabase | None) -> None:
+        try:
+            start.wait()
+            own = database or SqliteDatabase(path)
+            with own.transaction(write=True) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+                conn.execute("INSERT INTO t VALUES (1)")
+            if own is not shared:
+                own.close()
+        except BaseException as error:  # reported by the caller
+            errors.append(error)
 
-        threads = [threading.Thread(target=write, args=(db,)) for db in (shared, None) * 3]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert errors == []
+    threads = [threading.Thread(target=write, args=(db,)) for db in (shared, None) * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if not errors:
         assert shared.fetch_one("SELECT count(*) FROM t")[0] == 6
-        shared.close()
+    shared.close()
+    return errors
+
+
+def test_threads_and_processes_opening_a_new_file_at_once_all_write(tmp_path: Path) -> None:
+    """The first connection turns a new file to WAL and needs it to itself for that, without
+    SQLite's busy handler: seen as 'database is locked' in about one run of ten when hubs (or
+    a hub's threads) opened a new file together. Each round races both on a fresh file."""
+    for round_ in range(30):
+        assert race_to_open(str(tmp_path / f"new{round_}.db")) == []
+
+
+def test_a_new_file_is_turned_to_wal_during_the_writers_turn(tmp_path: Path) -> None:
+    """Opening a store waits for the writers' turn (another process may be converting the
+    same new file) and leaves the file in WAL mode before any transaction."""
+    import fcntl
+    import os
+    import sqlite3
+    import threading
+
+    from cityhub.store.database import SqliteDatabase
+
+    path = str(tmp_path / "new.db")
+    holder = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    opened: list[SqliteDatabase] = []
+    thread = threading.Thread(target=lambda: opened.append(SqliteDatabase(path)))
+    thread.start()
+    thread.join(0.3)
+    assert opened == []  # waiting for the turn
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    thread.join(30)
+    assert len(opened) == 1
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+    opened[0].close()
+    os.close(holder)
