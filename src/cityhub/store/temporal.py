@@ -340,7 +340,7 @@ class TemporalStore:
                     held.add((moment, _comparable(inst)))
                     rows.append((tenant, entity_id, iri, ds, moment, recorded,
                                  numeric_value(inst), 0, dumps(inst)))
-        insert_rows(conn, HISTORY_INSERT, rows)
+        insert_rows(conn, self.db.dialect, HISTORY_INSERT, rows)
 
     def delete_entity(self, tenant: str, entity_id: str) -> None:
         """The entity (if it still exists) and all its history."""
