@@ -34,6 +34,9 @@ _GEOMETRY_TYPES = frozenset(
 )
 _IMPLIED_TYPE = {member: kind for kind, member in VALUE_MEMBER.items() if kind != "GeoProperty"}
 _TEMPORAL_MEMBERS = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
+# Members of an instance payload not copied as sent: its type (already read) and the
+# system-managed members, which the spec says to ignore on input.
+_NOT_COPIED = frozenset({"type", "createdAt", "modifiedAt", "instanceId", "deletedAt"})
 
 
 def is_uri(text: object) -> bool:
@@ -49,9 +52,15 @@ def check_entity_id(entity_id: object) -> str:
 
 
 def check_name(name: object, what: str = "attribute name") -> str:
-    if not isinstance(name, str) or not name or len(name) > 512 or _FORBIDDEN_NAME.search(name):
+    if not isinstance(name, str) or len(name) > 512 or not _valid_name(name):
         raise BadRequestData(f"invalid {what}: {name!r}")
     return name
+
+
+@lru_cache(maxsize=4096)
+def _valid_name(name: str) -> bool:
+    """Cached (names of at most 512 characters): a batch repeats its attribute names."""
+    return bool(name) and _FORBIDDEN_NAME.search(name) is None
 
 
 def parse_datetime(text: object, member: str) -> datetime:
@@ -121,8 +130,12 @@ def parse_entity(
         raise BadRequestData("entity type is missing")
     if body.get("scope") is not None:
         entity["scope"] = parse_scope(body["scope"])
-    members = {k: v for k, v in body.items() if k not in ENTITY_CORE_MEMBERS}
-    entity["attrs"] = parse_attributes(members, terms, allow_null=allow_null)
+    attrs: dict[str, list[Instance]] = {}
+    for name, raw in body.items():
+        if name not in ENTITY_CORE_MEMBERS:
+            iri = terms.expand_term(check_name(name))
+            attrs[iri] = parse_attribute(iri, raw, terms, allow_null=allow_null)
+    entity["attrs"] = attrs
     return entity
 
 
@@ -158,9 +171,11 @@ def _is_one_of(value: object, names: frozenset[str]) -> TypeGuard[str]:
 
 
 def _looks_like_instance(item: object) -> bool:
-    return isinstance(item, dict) and (
-        _is_one_of(item.get("type"), ATTRIBUTE_TYPES) or any(m in item for m in _IMPLIED_TYPE)
-    )
+    if not isinstance(item, dict):
+        return False
+    kind = item.get("type")
+    return (type(kind) is str and kind in ATTRIBUTE_TYPES) or any(
+        m in item for m in _IMPLIED_TYPE)
 
 
 def _is_geometry(value: object) -> bool:
@@ -191,10 +206,8 @@ def _parse_instance(iri: str, raw: object, terms: Terms, allow_null: bool) -> In
     value = raw[member]
     instance: Instance = {"type": kind, member: _check_value(iri, kind, value, terms, allow_null)}
     for key, item in raw.items():
-        if key in (member, "type"):
+        if key == member or key in _NOT_COPIED:
             continue
-        if key in ("createdAt", "modifiedAt", "instanceId", "deletedAt"):
-            continue  # system-managed; ignored on input as the spec says
         if key == "observedAt":
             instance["observedAt"] = normalize_datetime(item, f"{iri}.observedAt")
         elif key == "unitCode":
@@ -224,6 +237,8 @@ def _check_value(iri: str, kind: str, value: object, terms: Terms, allow_null: b
     if value is None:
         raise BadRequestData(f"attribute {iri} has a null {VALUE_MEMBER[kind]}")
     if allow_null and value == NULL:
+        return value
+    if kind == "Property":  # the common case first: nothing to check
         return value
     if kind == "GeoProperty":
         try:

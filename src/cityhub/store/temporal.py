@@ -25,7 +25,7 @@ from cityhub.ngsild.payload import format_datetime
 from cityhub.store.database import Connection
 from cityhub.store.port import Change, Mutation
 from cityhub.store.service import Clock, utc_now
-from cityhub.store.sql import SqlStore, dumps, epoch, numeric_value
+from cityhub.store.sql import HISTORY_INSERT, SqlStore, dumps, epoch, insert_rows, numeric_value
 
 DEFAULT_INSTANCE_LIMIT = 1000
 MAX_CALENDAR_PERIODS = 1000
@@ -340,9 +340,7 @@ class TemporalStore:
                     held.add((moment, _comparable(inst)))
                     rows.append((tenant, entity_id, iri, ds, moment, recorded,
                                  numeric_value(inst), 0, dumps(inst)))
-        conn.executemany(
-            "INSERT INTO attr_history (tenant, entity_id, attr, dataset_id, observed_at, "
-            "recorded_at, num, deleted, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        insert_rows(conn, self.db.dialect, HISTORY_INSERT, rows)
 
     def delete_entity(self, tenant: str, entity_id: str) -> None:
         """The entity (if it still exists) and all its history."""

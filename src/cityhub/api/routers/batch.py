@@ -59,10 +59,8 @@ def _parse_batch(
         terms = ctx.terms
         if item_context is not None and ctx.value is None:
             raise BadRequestData("@context inside batch entities needs application/ld+json")
-        try:
-            payload = {k: v for k, v in item.items() if k != "@context"} if isinstance(
-                item, dict) else item
-            entities.append(parse_entity(payload, terms, require_type=require_type,
+        try:  # parse_entity leaves "@context" out, as every other core member
+            entities.append(parse_entity(item, terms, require_type=require_type,
                                          allow_null=allow_null))
         except NgsiLdError as error:
             raw_id = item.get("id") if isinstance(item, dict) else None
