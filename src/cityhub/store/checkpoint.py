@@ -41,7 +41,6 @@ class Checkpointer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.passes = 0  # checkpoints run
 
     def wrote(self) -> None:
         """A write transaction committed (called by the writer; cheap when already noted)."""
@@ -80,7 +79,6 @@ class Checkpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         _busy, pages, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.passes += 1
         if pages > self._restart_pages:
             with self._exclusive():
                 conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()

@@ -11,6 +11,9 @@ a waiting writer retries every 0.1 to 2 ms. Without it, the writer that found th
 would poll in SQLite's busy handler, which sleeps 1 to 100 ms between tries (measured: p99 of a
 PATCH 218 ms with two processes). Like SQLite's busy timeout, the wait ends after 30 s with
 "database is locked", so one hung process cannot stall the others' writes for ever.
+
+SQLite's automatic WAL checkpoints are off: a thread of each file's own copies the WAL back
+(checkpoint.py), so that no COMMIT waits for a checkpoint's fsyncs.
 """
 
 from __future__ import annotations
