@@ -7,6 +7,7 @@ partial attribute updates (`PATCH /entities/{id}/attrs/intensity`), retrievals
     .venv/bin/python bench/api.py --generator both   # wrk and the Python client side by side
     .venv/bin/python bench/api.py --quick
     .venv/bin/python bench/api.py --workers 2 --store postgres
+    .venv/bin/python bench/api.py --only update      # /health and the updates only
 
 Goals: >= 3,000 updates/s and >= 5,000 retrievals/s (Orion-LD reference: ~1,800 updates/s,
 4,200 retrievals/s, 2,500 queries/s on one CPU with MongoDB on 8).
@@ -91,7 +92,8 @@ def measure(server: HubServer, generator: str, endpoint: Endpoint,
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     rng = random.Random(11)
-    kinds = endpoints(args.entities, 5000, rng)
+    kinds = [e for e in endpoints(args.entities, 5000, rng)
+             if e.name == "health" or args.only is None or e.name in args.only]
     generators = pick_generator(args.generator)
     figures: dict[str, Any] = {"generators": generators, "results": {}}
     with fresh_store(args.store, folder, "api") as target:
@@ -175,6 +177,9 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1,
                         help="hub processes (cityhub serve --workers); CPU columns add them up")
+    parser.add_argument("--only", type=lambda text: set(text.split(",")),
+                        help="measure only these kinds (comma-separated: retrieve, update, "
+                             "query); /health is always measured, as the ratios' floor")
     parser.add_argument("--workdir", help="keep the database here (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 entities, 2 s")
     args = parser.parse_args()

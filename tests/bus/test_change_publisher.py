@@ -37,7 +37,9 @@ async def test_a_subscriber_of_the_in_process_bus_gets_each_change(settings: Set
         bus = app.state.bus
         assert isinstance(bus, MemoryBus)
         got, two, handle = collector(2)
+        assert not bus.has_any_subscriber()  # by default: changes are not even serialised
         await bus.subscribe("cityhub.changes.*.update", "watch-updates", handle)
+        assert bus.has_any_subscriber()
         assert bus.has_subscriber("cityhub.changes._.update")
         assert not bus.has_subscriber("cityhub.changes._.create")
         transport = httpx.ASGITransport(app=app)

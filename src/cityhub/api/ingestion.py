@@ -89,7 +89,11 @@ class ChangePublisher:
             self.loop.call_soon_threadsafe(self.wake.set)
             return
         # The in-process bus keeps nothing: a change no one subscribes to is not serialised.
-        wanted = self.bus.has_subscriber if isinstance(self.bus, MemoryBus) else None
+        wanted = None
+        if isinstance(self.bus, MemoryBus):
+            if not self.bus.has_any_subscriber():
+                return
+            wanted = self.bus.has_subscriber
         subjects = [(change_subject(c), c) for c in changes]
         messages = [BusMessage(subject, orjson.dumps(change_json(c))) for subject, c in subjects
                     if wanted is None or wanted(subject)]

@@ -57,6 +57,10 @@ class MemoryBus:
             if subject_matches(listener.subject, subject):
                 listener.queue.put_nowait(message)
 
+    def has_any_subscriber(self) -> bool:
+        """Whether anything subscribes or listens at all (a publisher's cheapest test)."""
+        return bool(self._durables or self._listeners)
+
     def has_subscriber(self, subject: str) -> bool:
         """Whether a message on `subject` would reach a subscriber now; nothing else keeps
         it, so a publisher may skip building one that would not."""

@@ -11,6 +11,9 @@ a waiting writer retries every 0.1 to 2 ms. Without it, the writer that found th
 would poll in SQLite's busy handler, which sleeps 1 to 100 ms between tries (measured: p99 of a
 PATCH 218 ms with two processes). Like SQLite's busy timeout, the wait ends after 30 s with
 "database is locked", so one hung process cannot stall the others' writes for ever.
+
+SQLite's automatic WAL checkpoints are off: a thread of each file's own copies the WAL back
+(checkpoint.py), so that no COMMIT waits for a checkpoint's fsyncs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
+
+from cityhub.store.checkpoint import Checkpointer
 
 Dialect = Literal["sqlite", "postgres"]
 BUSY_TIMEOUT_S = 30.0
@@ -99,9 +104,11 @@ class SqliteDatabase:
         self._closed = False
         self._idle = threading.Condition()
         self._turns: int | None = None  # the writers' lock file of the processes sharing path
+        self._checkpoints: Checkpointer | None = None
         if path == ":memory:":  # one connection, or each thread would see its own database
             self._shared = self._open()
         else:
+            self._checkpoints = Checkpointer(self._checkpoint_connection, self._write_turn)
             self._turns = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
             # The first connection turns a new file to WAL, which needs the file to itself and
             # fails at once, without the busy handler, if another connection (a thread's or
@@ -121,11 +128,32 @@ class SqliteDatabase:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")  # the IN lists of the q intersections
+        if self._path != ":memory:":
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoint.py does it, off this path
         for name, function in self._functions.items():
             conn.create_function(name, 2, function, deterministic=True)
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    def _checkpoint_connection(self) -> sqlite3.Connection:
+        # A short busy timeout: a RESTART checkpoint waits for readers while it holds the
+        # writers' turn, and gives up (to try again later) rather than stall them.
+        return sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                               timeout=1.0)
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """The writers' turn: this process's lock, then the processes' flock (see module
+        docstring)."""
+        with self._write_lock:
+            if self._turns is not None:
+                take_turn(self._turns)
+            try:
+                yield
+            finally:
+                if self._turns is not None:
+                    fcntl.flock(self._turns, fcntl.LOCK_UN)
 
     def _connection(self) -> sqlite3.Connection:
         if self._shared is not None:
@@ -177,26 +205,24 @@ class SqliteDatabase:
             finally:
                 conn.execute("COMMIT")
             return
-        with self._write_lock:
-            if self._turns is not None:
-                take_turn(self._turns)  # see module docstring
+        with self._write_turn():
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn  # type: ignore[misc]
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                if self._turns is not None:
-                    fcntl.flock(self._turns, fcntl.LOCK_UN)
+                yield conn  # type: ignore[misc]
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        if self._checkpoints is not None:
+            self._checkpoints.wrote()
 
     def close(self) -> None:
         """Refuse new transactions, wait (up to 30 s) for those under way, then close."""
         with self._idle:
             self._closed = True
             self._idle.wait_for(lambda: self._active == 0, timeout=30.0)
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         with self._all_lock:
             for conn in self._all:
                 conn.close()
