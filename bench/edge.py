@@ -210,7 +210,8 @@ def forwarding_rate(workdir: Path, messages: list[Measurement], devices: int,
         register_all(url, None, devices)
         outbox = Outbox(workdir / "fwd.db")
         outbox.put(("measurement", "", m.to_json()) for m in messages)
-        sender = HttpSender(url, None)  # made once as the agent starts (its TLS set-up ~20 ms)
+        # made once as the agent starts (its TLS set-up ~20 ms)
+        sender = HttpSender(url, None, f"bench:{outbox.name}")
         forwarder = Forwarder(outbox, lambda: sender, batch, 1.0)
         start, edge_cpu, hub_cpu = time.perf_counter(), time.process_time(), cpu_seconds(hub.pid)
         forwarder.start()  # the agent's own forwarding thread, as deployed

@@ -84,3 +84,29 @@ def test_device_entity_last_seen_is_written_at_most_once_per_interval(
     clock.now = start + DEVICE_ENTITY_EVERY + timedelta(milliseconds=1)
     hub.ingest("", readings("a", range(10, 15)), "t")
     assert entity_seen() == format_utc(clock.now)
+
+
+def test_a_batch_whose_first_try_died_before_its_record_is_redone_once(
+        hub: DeviceHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub process that dies after a batch's measurements landed but before the batch was
+    recorded as handled: the redelivery lands the dead letters once and nothing else twice;
+    a further redelivery is skipped."""
+    from cityhub.api.routers.ingest import apply_batch
+
+    body = {"measurements": [m.to_json() for m in readings("a", range(3))],
+            "deadLetters": [{"device": "z", "reason": "bad topic", "payload": "?"}]}
+    real = hub.dead_letter
+
+    def crash(*_args: object) -> bool:
+        raise RuntimeError("process died")
+
+    monkeypatch.setattr(hub, "dead_letter", crash)
+    with pytest.raises(RuntimeError):
+        apply_batch(hub, "", body, "edge-bus", "edge:box:1-4")
+    monkeypatch.setattr(hub, "dead_letter", real)
+    redone = apply_batch(hub, "", body, "edge-bus", "edge:box:1-4")
+    assert (redone.accepted, redone.duplicates) == (0, 3)
+    again = apply_batch(hub, "", body, "edge-bus", "edge:box:1-4")
+    assert (again.accepted, again.duplicates) == (0, 3)
+    assert history(hub, "a") == [0.0, 1.0, 2.0]
+    assert hub.dead_letters("")[1] == 1

@@ -118,6 +118,27 @@ async def test_edge_batch_is_idempotent_and_keeps_every_instance(
     assert letters["total"] == 2  # the edge's dead letter, once per try
 
 
+async def test_a_batch_posted_again_under_its_id_is_skipped_whole(
+        client: httpx.AsyncClient) -> None:
+    """The edge names each batch (Cityhub-Batch): a retry after a lost answer adds nothing,
+    dead letters included, and is answered with its measurements as duplicates."""
+    await register(client)
+    body = {"measurements": [{"tenant": "", "device": "aq-1", "id": f"m{i}",
+                              "observedAt": f"2026-05-01T08:00:{i:02d}Z",
+                              "values": {"pm25": 1.0}} for i in range(4)],
+            "deadLetters": [{"device": "x", "reason": "bad topic", "payload": "?"}]}
+    headers = {"Cityhub-Batch": "edge-1:0a1b2c:1-5"}
+    answers = [(await client.post("/ingest/v1/batch", content=orjson.dumps(body),
+                                  headers=headers)).json() for _ in range(2)]
+    assert answers == [{"accepted": 4, "duplicates": 0, "rejected": 0},
+                       {"accepted": 0, "duplicates": 4, "rejected": 0}]
+    assert (await client.get("/ingest/v1/dead-letters")).json()["total"] == 1
+    other = await client.post("/ingest/v1/batch", content=orjson.dumps(body),
+                              headers={"Cityhub-Batch": "edge-1:0a1b2c:6-10"})
+    assert other.json()["duplicates"] == 4  # another batch: its letters count, its ids held
+    assert (await client.get("/ingest/v1/dead-letters")).json()["total"] == 2
+
+
 async def test_a_batch_over_devices_partly_held_adds_only_the_new_messages(
         client: httpx.AsyncClient) -> None:
     """One transaction per batch: ids already held (of any device) are dropped, the rest lands,

@@ -8,8 +8,8 @@
   relays publishing one row are deduplicated by JetStream): nothing committed is lost, nothing
   rolled back is published. On the in-process bus the listener hands changes over directly.
 - On JetStream, edges may forward through `cityhub.ingest.<tenant>`; every hub process consumes
-  it with the durable consumer `cityhub-ingest`, so the work is shared. Each consumed message
-  id is recorded in `bus_consumed` with the process that handled it (redeliveries skipped).
+  it with the durable consumer `cityhub-ingest`, so the work is shared. Each handled batch id
+  is recorded in `bus_consumed` with the process that handled it (redeliveries skipped).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -33,7 +31,7 @@ from cityhub.bus import Bus, BusMessage, open_bus
 from cityhub.bus.memory import MemoryBus
 from cityhub.bus.port import subject_token
 from cityhub.devices import tables
-from cityhub.devices.hub import DeviceHub
+from cityhub.devices.hub import BATCH_CONSUMER, DeviceHub
 from cityhub.devices.messages import format_utc
 from cityhub.store.database import Connection
 from cityhub.store.port import Change
@@ -42,9 +40,7 @@ from cityhub.store.service import utc_now
 log = logging.getLogger(__name__)
 CHANGES = "cityhub.changes"
 INGEST = "cityhub.ingest"
-INGEST_CONSUMER = "cityhub-ingest"
 CONSUMED_KEPT_S = 25 * 3600  # longer than the stream keeps messages (24 h)
-ME = f"{socket.gethostname()}:{os.getpid()}"
 RELAY_BATCH = 1000
 
 
@@ -149,20 +145,10 @@ class ChangePublisher:
 
 
 def ingest_from_bus(devices: DeviceHub, message: BusMessage) -> None:
-    """One edge batch from JetStream. Measurements are idempotent by message id; the batch's
-    id is recorded once applied, so a redelivery (lost acknowledgement) is skipped whole and
-    adds no dead letters twice. The record also says which hub process did the work."""
-    db, now = devices.db, format_utc(devices.clock())
-    if message.msg_id is not None:
-        with db.transaction(write=False) as conn:
-            if conn.execute("SELECT 1 FROM bus_consumed WHERE consumer = ? AND msg_id = ?",
-                            (INGEST_CONSUMER, message.msg_id)).fetchone():
-                return
+    """One edge batch from JetStream; its message id is the batch's id, so a redelivery (lost
+    acknowledgement, or a crash half-way) adds nothing twice (see `apply_batch`)."""
     body = orjson.loads(message.data)
-    apply_batch(devices, str(body.get("tenant", "")), body, "edge-bus")
-    if message.msg_id is not None:
-        with db.transaction(write=True) as conn:
-            tables.first_delivery(conn, INGEST_CONSUMER, message.msg_id, ME, now)
+    apply_batch(devices, str(body.get("tenant", "")), body, "edge-bus", message.msg_id)
 
 
 def freeze_start_up() -> None:
@@ -193,7 +179,7 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     if durable:
         publisher.task = asyncio.create_task(publisher.relay(), name="cityhub-bus-relay")
 
-        await bus.subscribe(f"{INGEST}.>", INGEST_CONSUMER, lambda message: asyncio.to_thread(
+        await bus.subscribe(f"{INGEST}.>", BATCH_CONSUMER, lambda message: asyncio.to_thread(
             ingest_from_bus, devices, message))
     log.info("event=ingestion_ready bus=%s", settings.bus_url.split("@")[-1])
     freeze_start_up()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +37,10 @@ from cityhub.store.sql import SqlStore
 from cityhub.store.temporal import TemporalStore
 
 log = logging.getLogger(__name__)
+# Edge batches (over HTTP or JetStream) are recorded as handled under this consumer name, with
+# the hub process that handled them (see `DeviceHub.dead_letter`).
+BATCH_CONSUMER = "cityhub-ingest"
+ME = f"{socket.gethostname()}:{os.getpid()}"
 # A Device entity's dateLastValueReported is written with a batch of its device's measurements
 # at most this often (the registry's last_seen with every batch): it was a second entity write
 # per device and batch, about a fifth of the ingest work.
@@ -174,14 +180,31 @@ class DeviceHub:
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    def dead_letter(self, letters: list[tuple[str, str, str, str, bytes]]) -> None:
-        if not letters:
-            return
+    def dead_letter(self, letters: list[tuple[str, str, str, str, bytes]],
+                    batch: str | None = None) -> bool:
+        """Store refused messages. With `batch` (an edge batch's id), the batch is recorded
+        as handled in the same transaction, and nothing is stored if it had been already:
+        a batch redelivered after a crash, or posted again after a lost answer, adds its dead
+        letters once. False when `batch` had been handled."""
+        if not letters and batch is None:
+            return True
+        now = format_utc(self._now())
         with self.db.transaction(write=True) as conn:
-            tables.add_dead_letters(conn, letters, format_utc(self._now()))
+            if batch is not None and not tables.first_delivery(conn, BATCH_CONSUMER, batch, ME,
+                                                               now):
+                return False
+            if letters:
+                tables.add_dead_letters(conn, letters, now)
         for tenant, device, source, reason, _raw in letters[:5]:
             log.info("event=dead_letter tenant=%s device=%s source=%s reason=%r", tenant,
                      device, source, reason)
+        return True
+
+    def batch_handled(self, batch: str) -> bool:
+        """Whether the edge batch `batch` was handled already (see `dead_letter`)."""
+        with self.db.transaction(write=False) as conn:
+            return conn.execute("SELECT 1 FROM bus_consumed WHERE consumer = ? AND msg_id = ?",
+                                (BATCH_CONSUMER, batch)).fetchone() is not None
 
     def dead_letters(self, tenant: str, limit: int = 100, offset: int = 0,
                      device_id: str | None = None) -> tuple[list[dict[str, object]], int]:

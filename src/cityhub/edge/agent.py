@@ -103,9 +103,10 @@ class EdgeAgent:
         self.client.on_message = self._on_message
 
     def _sender(self) -> Sender:
+        edge_id = f"{self.config.client_id}:{self.outbox.name}"
         if self.config.transport == "nats":
-            return BusSender(self.config.bus_url, f"{self.config.client_id}:{self.outbox.name}")
-        return HttpSender(self.config.hub_url, self.config.hub_token)
+            return BusSender(self.config.bus_url, edge_id)
+        return HttpSender(self.config.hub_url, self.config.hub_token, edge_id)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -55,17 +55,27 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+def batch_id(edge_id: str, batch: Batch) -> str:
+    """The batch's id at the hub, the same over both transports: the edge, its outbox, the
+    rows. A batch sent again (its answer was lost) is then skipped whole by the hub."""
+    return f"{edge_id}:{batch.first}-{batch.last}"
+
+
 class HttpSender:
     parallel = IN_FLIGHT
 
-    def __init__(self, hub_url: str, token: str | None, timeout_s: float = 30.0) -> None:
+    def __init__(self, hub_url: str, token: str | None, edge_id: str,
+                 timeout_s: float = 30.0) -> None:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=hub_url, headers=headers, timeout=timeout_s)
+        self._edge_id = edge_id
 
     def send(self, batch: Batch) -> None:
-        headers = {"NGSILD-Tenant": batch.tenant} if batch.tenant else {}
+        headers = {"Cityhub-Batch": batch_id(self._edge_id, batch)}
+        if batch.tenant:
+            headers["NGSILD-Tenant"] = batch.tenant
         response = self._client.post("/ingest/v1/batch", content=batch.data, headers=headers)
         if response.status_code != 200:
             raise RuntimeError(f"hub answered {response.status_code}: {response.text[:200]}")
@@ -90,9 +100,9 @@ class BusSender:
         if not self._connected:
             self._loop.run_until_complete(asyncio.wait_for(self._bus.connect(), 10.0))
             self._connected = True
-        msg_id = f"{self._edge_id}:{batch.first}-{batch.last}"
         self._loop.run_until_complete(asyncio.wait_for(self._bus.publish(
-            f"cityhub.ingest.{subject_token(batch.tenant)}", batch.data, msg_id), 15.0))
+            f"cityhub.ingest.{subject_token(batch.tenant)}", batch.data,
+            batch_id(self._edge_id, batch)), 15.0))
 
     def close(self) -> None:
         if self._connected:

@@ -49,10 +49,20 @@ async def device_measurement(
     return json_response(_counts(result), status=202)
 
 
-def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str) -> IngestResult:
-    """One edge batch (see module docstring); malformed items dead-letter one by one."""
+def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str,
+                batch: str | None = None) -> IngestResult:
+    """One edge batch (see module docstring); malformed items dead-letter one by one.
+
+    `batch` is the edge's id of the batch (`<edge>:<outbox>:<first>-<last>`, the same over
+    HTTP and JetStream). Measurements are idempotent by message id and alerts by their
+    entity ids; the dead letters are stored in the one transaction that records the batch as
+    handled, so a batch that comes again (a redelivery after a crash, a retry after a lost
+    answer) is skipped whole, or, if its first try died before that record, redone once."""
     if not isinstance(body, dict):
         raise BadRequestData("a batch is a JSON object")
+    if batch is not None and devices.batch_handled(batch):
+        return IngestResult(duplicates=len(_items(body, "measurements"))
+                            + len(_items(body, "aggregates")))
     measurements: list[Measurement] = []
     refused: list[tuple[str, str, str, str, bytes]] = []
     for item in [*_items(body, "measurements"), *_items(body, "aggregates")]:
@@ -83,10 +93,10 @@ def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str) -> Inge
             result.rejected += 1
             continue
         result.add(devices.ingest_raw(tenant, device_id, payload, None, f"{source}:mqtt"))
-    devices.dead_letter(refused)
     alerts = [a for a in _items(body, "alerts") if isinstance(a, dict)]
     if alerts:
         devices.raise_alerts(tenant, alerts)
+    devices.dead_letter(refused, batch)
     return result
 
 
@@ -113,6 +123,9 @@ def _items(body: dict[str, Any], key: str) -> list[Any]:
 async def edge_batch(
     request: Request, tenant: WriteTenant, settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
+    cityhub_batch: Annotated[str | None, Header(
+        max_length=256, description="The edge's id of the batch: a batch posted again "
+        "after a lost answer is then skipped whole (see docs/edge.md)")] = None,
 ) -> Response:
     check_edge_token(settings, authorization)
     raw = await request.body()
@@ -122,5 +135,6 @@ async def edge_batch(
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise BadRequestData(f"batch is not JSON: {error.msg}") from None
-    result = await run_in_threadpool(apply_batch, hub(request), tenant, body, "edge")
+    result = await run_in_threadpool(apply_batch, hub(request), tenant, body, "edge",
+                                     cityhub_batch)
     return json_response(_counts(result))
