@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from cityhub.brain.observations import Decisions, JunctionObservation
+from cityhub.brain.observations import Decisions, JunctionObservation, PhaseInfo
 
 
 class Controller:
@@ -48,6 +48,25 @@ class Controller:
         needs observing now. A controller that says no would keep its junction's course
         (current green or transition target): observers may then skip the junction."""
         return True
+
+    @property
+    def near_range_m(self) -> float:
+        """How far from the stop line the controller wants vehicles counted exactly
+        (`JunctionObservation.near`; 0: not at all)."""
+        return float(self.config.get("gap_range_m", 0.0))
+
+    @property
+    def gap_check_s(self) -> float:
+        """How often, between decisions, an observer with stop-line detectors should offer
+        `gapped_out` a look at each green (0: never)."""
+        return float(self.config.get("gap_check_s", 0.0))
+
+    def gapped_out(self, phase: PhaseInfo, elapsed_s: float, near: Mapping[str, float],
+                   incoming: tuple[str, ...] = ()) -> bool:
+        """Between decisions: whether the green `phase`, shown for `elapsed_s`, is no longer
+        used (`near`: vehicles within reach of the stop line per incoming lane), so that its
+        junction should be observed and decided now rather than at the next decision."""
+        return False
 
     def decide(self, observations: Mapping[str, JunctionObservation]) -> Decisions:
         return {jid: self.choose(obs) for jid, obs in observations.items()}
