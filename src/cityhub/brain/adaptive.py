@@ -27,7 +27,6 @@ Rule (version 2.0, one configuration for every district), every `decision_interv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -86,11 +85,9 @@ class CityhubAdaptive(Controller):
     spill-back guard."""
 
     name = "cityhub"
-    version = "2.1"
+    version = "2.0"
     defaults: ClassVar[dict[str, float]] = {
         "decision_interval_s": 4.0,
-        "gap_check_s": 1.0,
-        "light_fill": 99.0,
         "approach_m": 200.0,
         "moving_weight": 1.0,
         "wait_weight": 0.01,
@@ -150,38 +147,15 @@ class CityhubAdaptive(Controller):
         return values
 
     def _active(self, obs: JunctionObservation, index: int) -> float:
-        """Vehicles the current green still serves: queued or close to the stop line. Counted
-        by the stop-line detectors where there are some (`obs.near`); estimated from the
-        lane's counts (its moving vehicles spread along it) otherwise, and for an approach
-        that goes on upstream of a short lane, which its detector cannot cover."""
+        """Vehicles the current green still serves: queued or close to the stop line."""
         gap = self.config["gap_range_m"]
-        approach, near, lanes = obs.approach, obs.near, obs.lanes
+        view = obs.approach if obs.approach is not None else obs.lanes
+        lanes = obs.lanes
         total = 0.0
-        for lane_id in obs.phases[index].main_incoming:
-            chain = approach.get(lane_id) if approach is not None else None
-            counted = near.get(lane_id) if near is not None else None
-            if counted is not None and chain is None:
-                total += counted
-                continue
-            queue, vehicles, _, length = chain or lanes.get(lane_id) or EMPTY_LANE
-            estimate = queue + (vehicles - queue) * min(1.0, gap / max(length, 1.0))
-            total += estimate if counted is None else max(counted, estimate)
+        for lane_id in obs.phases[index].main_incoming:  # LaneState.detected, inlined: hot path
+            queue, vehicles, _, length = view.get(lane_id) or lanes.get(lane_id) or EMPTY_LANE
+            total += queue + (vehicles - queue) * min(1.0, gap / max(length, 1.0))
         return total
-
-    def gapped_out(self, phase: PhaseInfo, elapsed_s: float, near: Mapping[str, float],
-                   incoming: tuple[str, ...] = ()) -> bool:
-        """No vehicle left within `gap_range_m` of the stop line on the green's main lanes, as
-        SUMO's actuation sees a gap at its detectors: worth a decision now (`choose` makes it,
-        with the approaches the detectors do not cover)."""
-        if elapsed_s < self.config["min_green_s"]:
-            return False
-        total = 0.0
-        for lane_id in phase.main_incoming:
-            total += near.get(lane_id, 0.0)
-        if total >= self.config["gap_veh"]:
-            return False
-        full = self.config.get("light_fill", 99) * self.config["gap_range_m"] / 7.5
-        return all(near.get(lane, 0.0) < full for lane in incoming)
 
     def choose(self, obs: JunctionObservation) -> int:
         if obs.phase is None:

@@ -81,7 +81,7 @@ class NearView(dict[str, float]):
         self._fetch, self._ids, self._var = fetch, ids, variable
 
     def __missing__(self, lane: str) -> float:
-        count = self[lane] = self._fetch(self._ids[lane])[self._var]
+        count = self[lane] = float(self._fetch(self._ids[lane])[self._var])
         return count
 
     def get(self, lane: str, default: _T | None = None) -> float | _T | None:  # type: ignore[override]

@@ -146,6 +146,7 @@ class Twin:
             self.heads[junction.tls_id] = head
             self.shown[junction.tls_id] = states[first]
             self.api.trafficlight.setRedYellowGreenState(junction.tls_id, states[first])
+        self._signals = [(j.tls_id, self.heads[j.tls_id], j) for j in self.junctions]
 
     def _subscribe(self) -> None:
         """One subscription per watched lane: SUMO fills queue, count and waiting time each step
@@ -158,14 +159,14 @@ class Twin:
         self._near_var = constants.LAST_STEP_VEHICLE_NUMBER
         for detector in self.near_ids.values():
             self.api.lanearea.subscribe(detector, (self._near_var,))
+        self._near_fetch = self.sim.native("lanearea_getSubscriptionResults",
+                                           self.api.lanearea.getSubscriptionResults)
 
     def _near_view(self) -> NearView | None:
         """This step's stop-line detector counts (None without detectors)."""
         if not self.near_ids:
             return None
-        fetch = self.sim.native("lanearea_getSubscriptionResults",
-                                self.api.lanearea.getSubscriptionResults)
-        return NearView(fetch, self.near_ids, self._near_var)
+        return NearView(self._near_fetch, self.near_ids, self._near_var)
 
     def observe(self, now: float, only: set[str] | None = None,
                 ) -> dict[str, JunctionObservation]:
@@ -199,15 +200,13 @@ class Twin:
         near = self._near_view()
         if near is None:
             return set()
-        check, looked = self.controller.gapped_out, self.looked
+        check, looked, green = self.controller.gapped_out, self.looked, Stage.GREEN
         out = set()
-        for junction in self.junctions:
-            head = self.heads[junction.tls_id]
-            if head.stage is not Stage.GREEN or head.requested != head.phase \
-                    or junction.tls_id in looked:
+        for tls, head, junction in self._signals:
+            if head.stage is not green or head.requested != head.phase or tls in looked:
                 continue
             if check(junction.phases[head.phase], now - head.since, near, junction.incoming):
-                out.add(junction.tls_id)
+                out.add(tls)
         return out
 
     def _demand(self, tls: str, late: tuple[int, ...]) -> tuple[bool, ...] | None:
