@@ -201,9 +201,11 @@ class Twin:
         if near is None:
             return set()
         check, looked, green = self.controller.gapped_out, self.looked, Stage.GREEN
+        started = now - self.rules.min_green_s  # a green younger than that cannot end yet
         out = set()
         for tls, head, junction in self._signals:
-            if head.stage is not green or head.requested != head.phase or tls in looked:
+            if head.stage is not green or head.since > started or head.requested != head.phase \
+                    or tls in looked:
                 continue
             if check(junction.phases[head.phase], now - head.since, near, junction.incoming):
                 out.add(tls)
