@@ -104,3 +104,39 @@ def test_cityhub_weighs_long_waits_more_than_in_proportion() -> None:
     lanes = {"n": LaneState(7, 7, 14.0), "e": LaneState(4, 4, 480.0)}
     assert create_controller("cityhub", wait_scale_s=0).choose(_obs(lanes)) == 0
     assert create_controller("cityhub").choose(_obs(lanes)) == 1
+
+
+def _near(lanes: dict[str, LaneState], near: dict[str, float] | None,
+          elapsed: float = 8.0) -> JunctionObservation:
+    return JunctionObservation("J", 0.0, (NS, EW), lanes, 0, elapsed, near=near)
+
+
+def test_cityhub_holds_a_green_while_its_detectors_see_a_vehicle_near_the_stop_line() -> None:
+    # Two vehicles on a 600-m lane: spread along it, the lane's counts put neither near the
+    # stop line and the green gaps out; the stop-line detector sees one 20 m away: it stays.
+    lanes = {"n": LaneState(0, 2, length_m=600), "e": LaneState(2, 2)}
+    cityhub = create_controller("cityhub@2.1")
+    assert cityhub.choose(_near(lanes, None)) == 1
+    assert cityhub.choose(_near(lanes, {"n": 1, "e": 1})) == 0
+    # ... and gaps out as soon as the detector is empty, wherever the lane's vehicles are.
+    lanes = {"n": LaneState(0, 12, length_m=600), "e": LaneState(2, 2)}
+    assert cityhub.choose(_near(lanes, None)) == 0
+    assert cityhub.choose(_near(lanes, {"n": 0, "e": 1})) == 1
+
+
+def test_cityhub_trusts_the_stop_line_detectors_only_at_light_load() -> None:
+    # A queue fills the east detector (40 m): a loaded junction, where the lane's counts decide
+    # as in v2.0 (a platoon still on its way to the north stop line keeps the green).
+    lanes = {"n": LaneState(0, 12, length_m=600), "e": LaneState(5, 5)}
+    cityhub = create_controller("cityhub@2.1")
+    assert cityhub.choose(_near(lanes, {"n": 0, "e": 5})) == 0
+    assert cityhub.choose(_near(lanes, {"n": 0, "e": 1})) == 1
+
+
+def test_cityhub_asks_for_an_early_look_only_when_a_light_green_gapped_out() -> None:
+    cityhub = create_controller("cityhub@2.1")
+    lanes = ("n", "s", "e", "w")
+    assert cityhub.gapped_out(NS, 8.0, {"n": 0, "s": 0, "e": 1}, lanes)
+    assert not cityhub.gapped_out(NS, 8.0, {"n": 1, "s": 0, "e": 1}, lanes)  # still used
+    assert not cityhub.gapped_out(NS, 3.0, {"e": 1}, lanes)  # in its minimum green
+    assert not cityhub.gapped_out(NS, 8.0, {"e": 6}, lanes)  # loaded: the next decision

@@ -24,12 +24,14 @@ def test_generated_grid_has_signals_and_demand(small_grid: Scenario) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("controller", ["cityhub", "cityhub@2.1"])
 def test_same_seed_in_two_processes_gives_the_same_metrics(small_grid: Scenario,
-                                                           tmp_path: Path) -> None:
+                                                           tmp_path: Path,
+                                                           controller: str) -> None:
     runs = []
     for name in ("a", "b"):
         done = cli("sandbox", "run", "--scenario", str(small_grid.config), "--controller",
-                   "cityhub", "--seed", "3", "--seconds", "240", "--out", str(tmp_path / name))
+                   controller, "--seed", "3", "--seconds", "240", "--out", str(tmp_path / name))
         assert done.returncode == 0, done.stderr
         runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
     assert set(runs[0]) >= REQUIRED
@@ -37,6 +39,10 @@ def test_same_seed_in_two_processes_gives_the_same_metrics(small_grid: Scenario,
     assert set(runs[0]["junctions"])
     assert runs[0]["sumo_version"].startswith("1.")
     assert {k: runs[0][k] for k in MEASURED} == {k: runs[1][k] for k in MEASURED}
+    version = "cityhub@2.1#" if controller == "cityhub@2.1" else "cityhub@2.0#"  # the default
+    assert runs[0]["controller_identity"].startswith(version)
+    # v2.1 reads stop-line detectors, which the twin adds to the run; v2.0 needs none
+    assert (tmp_path / "a" / "near.add.xml").exists() == (controller == "cityhub@2.1")
     for name in ("a", "b"):
         assert (tmp_path / name / "plot.png").read_bytes()[:4] == b"\x89PNG"
         assert (tmp_path / name / "timeseries.csv").read_text().startswith("time_s,queue_veh")

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from cityhub.brain.observations import Decisions, JunctionObservation
+from cityhub.brain.observations import Decisions, JunctionObservation, PhaseInfo
 
 
 class Controller:
@@ -49,6 +49,25 @@ class Controller:
         (current green or transition target): observers may then skip the junction."""
         return True
 
+    @property
+    def near_range_m(self) -> float:
+        """How far from the stop line the controller wants vehicles counted by detectors
+        (`JunctionObservation.near`; 0: not at all)."""
+        return 0.0
+
+    @property
+    def gap_check_s(self) -> float:
+        """How often, between decisions, an observer with stop-line detectors should offer
+        `gapped_out` a look at each green (0: never)."""
+        return float(self.config.get("gap_check_s", 0.0))
+
+    def gapped_out(self, phase: PhaseInfo, elapsed_s: float, near: Mapping[str, float],
+                   incoming: tuple[str, ...] = ()) -> bool:
+        """Between decisions: whether the green `phase`, shown for `elapsed_s`, is no longer
+        used (`near`: vehicles within reach of the stop line per incoming lane), so that its
+        junction should be observed and decided now rather than at the next decision."""
+        return False
+
     def decide(self, observations: Mapping[str, JunctionObservation]) -> Decisions:
         return {jid: self.choose(obs) for jid, obs in observations.items()}
 
@@ -57,28 +76,36 @@ class Controller:
 
 
 _REGISTRY: dict[str, type[Controller]] = {}
+_VERSIONS: dict[str, type[Controller]] = {}
+
+
+def register_version(cls: type[Controller]) -> type[Controller]:
+    """Class decorator: make a controller available as `name@version` only (a version that is
+    not, or not yet, the one its plain name gives)."""
+    if not cls.name:
+        raise ValueError("a registered controller needs a name")
+    _VERSIONS[f"{cls.name}@{cls.version}"] = cls
+    return cls
 
 
 def register(cls: type[Controller]) -> type[Controller]:
-    """Class decorator: make a controller available under its `name`."""
-    if not cls.name:
-        raise ValueError("a registered controller needs a name")
+    """Class decorator: make a controller available under its `name` (and `name@version`)."""
+    register_version(cls)
     _REGISTRY[cls.name] = cls
     return cls
 
 
 def controller_names() -> list[str]:
-    return sorted(_REGISTRY)
+    """Plain names (each its default version), then every `name@version`."""
+    return sorted(_REGISTRY) + sorted(_VERSIONS)
 
 
 def create_controller(name: str, **config: float) -> Controller:
-    """The registered controller `name`, configured; ValueError names the known ones."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown controller {name!r}; known: {', '.join(controller_names())}"
-        ) from None
+    """The registered controller `name` (or `name@version`), configured; ValueError names the
+    known ones."""
+    cls = _REGISTRY.get(name) or _VERSIONS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown controller {name!r}; known: {', '.join(controller_names())}")
     return cls(**config)
 
 
@@ -177,5 +204,7 @@ def describe(controller: Controller) -> dict[str, Any]:
 
 # The platform's own controller registers like any plug-in; import it last (it imports this module).
 from cityhub.brain import adaptive as _adaptive  # noqa: E402
+from cityhub.brain import detecting as _detecting  # noqa: E402
 
-__all__ = ["Controller", "_adaptive", "controller_names", "create_controller", "register"]
+__all__ = ["Controller", "_adaptive", "_detecting", "controller_names", "create_controller",
+           "register", "register_version"]

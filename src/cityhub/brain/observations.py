@@ -112,6 +112,10 @@ class JunctionObservation:
     """Per incoming lane, the lane together with the short lanes feeding it within the
     controller's reach (`approach_m`), when the observer can see them: a junction behind a 1-m
     stub lane keeps its queue upstream. None: the incoming lanes alone."""
+    near: Mapping[str, float] | None = None
+    """Per incoming lane, the vehicles within the controller's `gap_range_m` of the stop line,
+    counted by a detector (the twin's lane-area detectors). None: no such detector, and the
+    controller estimates it from the lane's counts."""
 
     def lane(self, lane_id: str) -> LaneState:
         return self.lanes.get(lane_id, EMPTY_LANE)

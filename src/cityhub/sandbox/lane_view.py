@@ -67,3 +67,22 @@ class ApproachView(dict[str, LaneState]):
 
     def get(self, lane: str, default: _T | None = None) -> LaneState | _T | None:  # type: ignore[override]
         return self[lane] if lane in self._chains else default
+
+
+class NearView(dict[str, float]):
+    """Incoming lane id -> vehicles its stop-line detector counts now, on first access; lanes
+    without a detector are absent. Per step (a fresh object each time)."""
+
+    __slots__ = ("_fetch", "_ids", "_var")
+
+    def __init__(self, fetch: Callable[[str], Mapping[int, Any]], ids: Mapping[str, str],
+                 variable: int) -> None:
+        super().__init__()
+        self._fetch, self._ids, self._var = fetch, ids, variable
+
+    def __missing__(self, lane: str) -> float:
+        count = self[lane] = float(self._fetch(self._ids[lane])[self._var])
+        return count
+
+    def get(self, lane: str, default: _T | None = None) -> float | _T | None:  # type: ignore[override]
+        return self[lane] if lane in self._ids else default

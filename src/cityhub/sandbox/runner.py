@@ -69,7 +69,7 @@ def run(spec: RunSpec, progress: Callable[[float, float], None] | None = None,
     record, tripinfo = simulate(scenario, controller, spec.seed, end, spec.out, rules,
                                 spec.sumo_home, tick, observer, additional)
     metrics = summarise(record, tripinfo)
-    metrics.update(scenario=scenario.name, controller=controller.name,
+    metrics.update(scenario=scenario.name, controller=spec.controller,
                    controller_identity=controller.identity, seed=spec.seed,
                    seconds=end - scenario.begin)
     write_outputs(spec.out, metrics, record)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from cityhub.brain.congestion import IndexHistory, RoadReading, indices_by_area
 from cityhub.brain.controllers import Controller
 from cityhub.brain.observations import JunctionObservation
 from cityhub.brain.safety import SafetyRules, SignalHead, Stage
-from cityhub.sandbox.lane_view import ApproachChain, ApproachView, LaneView
+from cityhub.sandbox.detectors import near_detectors
+from cityhub.sandbox.lane_view import ApproachChain, ApproachView, LaneView, NearView
 from cityhub.sandbox.scenarios import Scenario
 from cityhub.sandbox.simulator import Simulator, start
 from cityhub.sandbox.topology import Junction, read_junctions
@@ -76,7 +77,7 @@ class Twin:
     """One running simulation with its junctions, signal heads and samples."""
 
     def __init__(self, sim: Simulator, controller: Controller, rules: SafetyRules,
-                 net: Path, begin: float) -> None:
+                 net: Path, begin: float, near_ids: Mapping[str, str] | None = None) -> None:
         self.sim = sim
         self.net = net
         self.begin = begin
@@ -99,6 +100,11 @@ class Twin:
         }
         self.due: dict[str, float] = {}
         self.lanes = LaneView(sim.lane_results, {}, (0, 0, 0))
+        self.near_ids = dict(near_ids or {})
+        self.near: NearView | None = None
+        self.looked: set[str] = set()
+        """Junctions given an early look since the last decision (one each, at most)."""
+        self._near_var = 0
         self.vehicle_count = sim.native("lane_getLastStepVehicleNumber",
                                         self.api.lane.getLastStepVehicleNumber)
         self.wake: list[tuple[float, str]] = []
@@ -140,6 +146,7 @@ class Twin:
             self.heads[junction.tls_id] = head
             self.shown[junction.tls_id] = states[first]
             self.api.trafficlight.setRedYellowGreenState(junction.tls_id, states[first])
+        self._signals = [(j.tls_id, self.heads[j.tls_id], j) for j in self.junctions]
 
     def _subscribe(self) -> None:
         """One subscription per watched lane: SUMO fills queue, count and waiting time each step
@@ -149,16 +156,31 @@ class Twin:
                       constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
         for lane in self.watched:
             self.api.lane.subscribe(lane, self._vars)
+        self._near_var = constants.LAST_STEP_VEHICLE_NUMBER
+        for detector in self.near_ids.values():
+            self.api.lanearea.subscribe(detector, (self._near_var,))
+        self._near_fetch = self.sim.native("lanearea_getSubscriptionResults",
+                                           self.api.lanearea.getSubscriptionResults)
 
-    def observe(self, now: float) -> dict[str, JunctionObservation]:
+    def _near_view(self) -> NearView | None:
+        """This step's stop-line detector counts (None without detectors)."""
+        if not self.near_ids:
+            return None
+        return NearView(self._near_fetch, self.near_ids, self._near_var)
+
+    def observe(self, now: float, only: set[str] | None = None,
+                ) -> dict[str, JunctionObservation]:
         """The junctions the controller wants to look at now. A lane's values are fetched when
         the controller (or the max-red demand, `_demand`) first asks for them (`LaneView`), not
         all of them every decision."""
         needs = self.controller.needs_observation
         lanes = self.lanes = LaneView(self.sim.lane_results, self.lane_length, self._vars)
         approach = ApproachView(self.feeders, lanes) if self.feeders else None
+        near = self.near = self._near_view()
         out = {}
         for junction in self.junctions:
+            if only is not None and junction.tls_id not in only:
+                continue
             head = self.heads[junction.tls_id]
             green = head.stage is Stage.GREEN
             if not needs(green, head.green_elapsed(now)):
@@ -168,8 +190,25 @@ class Twin:
                 phase=head.phase if green else None,
                 phase_elapsed_s=head.green_elapsed(now),
                 target=head.target,
-                approach=approach,
+                approach=approach, near=near,
             )
+        return out
+
+    def _gapped_out(self, now: float) -> set[str]:
+        """Between decisions: the junctions whose green the controller says is no longer used
+        (`Controller.gapped_out`, from the stop-line detectors)."""
+        near = self._near_view()
+        if near is None:
+            return set()
+        check, looked, green = self.controller.gapped_out, self.looked, Stage.GREEN
+        started = now - self.rules.min_green_s  # a green younger than that cannot end yet
+        out = set()
+        for tls, head, junction in self._signals:
+            if head.stage is not green or head.since > started or head.requested != head.phase \
+                    or tls in looked:
+                continue
+            if check(junction.phases[head.phase], now - head.since, near, junction.incoming):
+                out.add(tls)
         return out
 
     def _demand(self, tls: str, late: tuple[int, ...]) -> tuple[bool, ...] | None:
@@ -187,18 +226,24 @@ class Twin:
                     break
         return tuple(demand)
 
-    def _control(self, now: float, decide: bool) -> None:
+    def _control(self, now: float, decide: bool, check: bool = False) -> None:
         """Decide (at decision times) and tick the signal heads that are due. A head whose
         green cannot change before a later time (`SignalHead.quiet_until`) is not ticked until
         then (a heap of wake-up times): the same states, for a fraction of the calls."""
         wake, due = self.wake, self.due
+        early = set() if decide or not check else self._gapped_out(now)
         if decide:
-            observations = self.observe(now)
+            self.looked.clear()
+        self.looked |= early
+        if decide or early:
+            observations = self.observe(now, early or None)
             wishes = self.controller.decide(observations)
             horizon = now + self.controller.decision_interval_s
             starve = self.rules.max_red_s - self.rules.yellow_s - self.rules.all_red_s \
                 - self.rules.clear_extension_s  # SignalHead.starve_after_s, hoisted
             for tls, head in self.heads.items():
+                if early and tls not in early:
+                    continue
                 # A junction left unobserved keeps its course (see `needs_observation`).
                 wish = wishes.get(tls, head.target)
                 demand = (None if horizon - min(head.last_green) < starve  # none late: no demand
@@ -272,8 +317,9 @@ class Twin:
             self._take_over(begin)
             self._subscribe()
         interval = self.controller.decision_interval_s
+        check_every = self.controller.gap_check_s if self.near_ids else 0.0
         now = float(api.simulation.getTime())
-        next_decision = now
+        next_decision = next_check = now
         next_queue = now + QUEUE_SAMPLE_S
         next_road = now + ROAD_SAMPLE_S
         next_observer = now + observer_every_s
@@ -282,9 +328,12 @@ class Twin:
                 api.simulationStep(min(end, next_queue, next_road))
             else:
                 tick = clock()
-                self._control(now, decide=now >= next_decision)
+                check = bool(check_every) and now >= next_check
+                self._control(now, decide=now >= next_decision, check=check)
                 if now >= next_decision:
                     next_decision = now + interval
+                if check:
+                    next_check = now + check_every
                 self.record.control_s += clock() - tick
                 api.simulationStep()
             now = float(api.simulation.getTime())
@@ -357,11 +406,16 @@ def simulate(scenario: Scenario, controller: Controller, seed: int, end: float, 
     extra = list(additional or [])
     if controller.native_program == "actuated":
         extra.append(actuated_programs(scenario.net, out / "actuated.add.xml"))
+    near_ids: dict[str, str] = {}
+    if controller.native_program is None and controller.near_range_m > 0:
+        detectors, near_ids = near_detectors(scenario.net, out / "near.add.xml",
+                                             controller.near_range_m)
+        extra.append(detectors)
     tripinfo = out / "tripinfo.xml"
     wall = time.perf_counter()
     sim = start(sumo_args(scenario, seed, end, tripinfo, extra), sumo_home)
     try:
-        twin = Twin(sim, controller, rules, scenario.net, scenario.begin)
+        twin = Twin(sim, controller, rules, scenario.net, scenario.begin, near_ids)
         record = twin.run(scenario.begin, end, progress, observer)
     finally:
         sim.close()
