@@ -10,7 +10,9 @@ reads the values through the ordinary NGSI-LD API with the user's own token, so 
 follows the same access rules as every other client.
 
 The store calls `listener` inside its write transaction (possibly in a worker thread), so
-publishing only hands the notice to each subscriber's event loop and never blocks. A notice can
+publishing only hands the notices to each subscriber's event loop and never blocks. It runs for
+every entity written, so it does nothing at all while no page is subscribed, and otherwise hands
+each subscriber one batch of notices per write instead of one callback per entity. A notice can
 thus precede the commit, or name a write that is rolled back: harmless, because readers batch
 notices for a moment and then read the entities again (a rolled-back write reads as unchanged).
 From the bus, notices name committed changes only (the hub publishes through an outbox).
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from cityhub.ngsild.model import DEFAULT_VOCAB, NGSI_LD
@@ -49,11 +52,19 @@ class Subscription(Protocol):
 class ChangeFeed(Protocol):
     def publish(self, notice: Notice) -> None: ...
 
+    def publish_all(self, notices: Sequence[Notice]) -> None:
+        """Publish notices in order: what each subscriber gets is the same as from one
+        `publish` per notice."""
+
+    def listening(self) -> bool:
+        """Whether anyone is subscribed (a notice published now would reach someone)."""
+
     def subscribe(self) -> Subscription: ...
 
     def unsubscribe(self, subscription: Subscription) -> None: ...
 
 
+@lru_cache(maxsize=4096)  # a handful of types and attributes, named in every change
 def short(iri: str) -> str:
     """The core-context short name of an expanded type or attribute IRI."""
     for prefix in (DEFAULT_VOCAB, NGSI_LD):
@@ -86,14 +97,27 @@ class LocalFeed:
         with self._lock:
             self._subscribers.discard(subscription)
 
+    def listening(self) -> bool:
+        return bool(self._subscribers)
+
     def publish(self, notice: Notice) -> None:
+        self.publish_all((notice,))
+
+    def publish_all(self, notices: Sequence[Notice]) -> None:
+        if not notices:
+            return
         with self._lock:
             subscribers = list(self._subscribers)
         for sub in subscribers:
             try:
-                sub.loop.call_soon_threadsafe(_offer, sub, notice)
+                sub.loop.call_soon_threadsafe(_offer_all, sub, notices)
             except RuntimeError:  # its loop is closed: the reader is gone
                 self.unsubscribe(sub)
+
+
+def _offer_all(sub: _LocalSubscription, notices: Sequence[Notice]) -> None:
+    for notice in notices:
+        _offer(sub, notice)
 
 
 def _offer(sub: _LocalSubscription, notice: Notice) -> None:
@@ -110,13 +134,17 @@ def listener(feed: ChangeFeed) -> Callable[[Any, list[Change]], None]:
     """A store change listener (called with the connection and the changes) feeding `feed`."""
 
     def on_changes(_conn: Any, changes: list[Change]) -> None:
+        if not feed.listening():
+            return  # no page open: no notice to build
+        notices = []
         for change in changes:
             entity = change.entity or change.previous
             types = entity["type"] if entity else []
-            feed.publish(Notice(
+            notices.append(Notice(
                 tenant=change.tenant, id=change.entity_id,
                 type=short(types[0]) if types else "",
-                operation=change.operation, attrs=tuple(short(a) for a in change.attrs),
+                operation=change.operation, attrs=tuple(map(short, change.attrs)),
             ))
+        feed.publish_all(notices)
 
     return on_changes

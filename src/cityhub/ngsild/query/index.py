@@ -22,25 +22,54 @@ matching `left(...)` conditions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
-from cityhub.ngsild.model import Entity
+from cityhub.ngsild.model import VALUE_MEMBER, Entity
+from cityhub.ngsild.query.ast import CORE_MEMBERS
 from cityhub.ngsild.query.plan import SCOPE_KEY, TYPE_KEY
-from cityhub.ngsild.query.targets import entity_scopes, entity_types, node_leaves, walk
-from cityhub.ngsild.query.values import PRESENT, STRING
+from cityhub.ngsild.query.targets import (
+    INDEXED_MEMBERS,
+    LANGUAGE,
+    OBJECT,
+    PLAIN,
+    _walk_members,
+    entity_scopes,
+    entity_types,
+    node_leaves,
+    path_key,
+)
+from cityhub.ngsild.query.values import NUMBER, PRESENT, STRING, Leaf, value_leaves
+from cityhub.ngsild.query.values import OBJECT as RELATED
 
 INDEX_COLUMNS = ("path", "kind", "num", "txt")
 TXT_PREFIX = 150
 
 IndexRow = tuple[int, str, float | None, str | None]
 Dialect = Literal["sqlite", "postgres"]
+Rows = dict[IndexRow, None]  # an ordered set: the first occurrence of a row keeps its place
+_EXACT_INT = 2**53  # integers below this in magnitude are exact, finite floats
+
+# The layout of one attribute instance, worked out once per shape (attribute path, type and
+# member names) instead of for every instance: the node key, where the target value is, and
+# the keys of the indexed core members present, in the order targets.walk yields them.
+_Layout = tuple[int, str, str, tuple[tuple[str, int], ...], bool]
+_LAYOUTS_MAX = 4096
+_layouts: dict[tuple[tuple[str, ...], str, tuple[str, ...]], _Layout | None] = {}
 
 
 def index_rows(entity: Entity) -> list[IndexRow]:
-    """The index rows of one entity, without duplicates, in the order of INDEX_COLUMNS."""
-    rows: dict[IndexRow, None] = {}
-    _node_rows(entity, rows)
+    """The index rows of one entity, without duplicates, in the order of INDEX_COLUMNS.
+
+    The rows and their order are those of `targets.walk` turned into leaves (the property
+    tests hold the two to it); this walks the instances itself because it runs for every
+    entity written, so the per-node work is cut down to filling values into a cached layout."""
+    rows: Rows = {}
+    attrs = entity.get("attrs")
+    if isinstance(attrs, dict):
+        _attrs_rows(attrs, rows)
     for name in entity_types(entity):
         rows[(TYPE_KEY, STRING, None, name)] = None
     for scope in entity_scopes(entity):
@@ -55,21 +84,139 @@ def attribute_rows(entity: Entity, names: Iterable[str]) -> dict[int, frozenset[
     only these attributes rewrites only these keys' rows (the store's narrow update)."""
     attrs = entity.get("attrs")
     part = {name: attrs[name] for name in names if name in attrs} if isinstance(attrs, dict) else {}
-    rows: dict[IndexRow, None] = {}
-    _node_rows({"attrs": part}, rows)
+    rows: Rows = {}
+    _attrs_rows(part, rows)
     keyed: dict[int, set[IndexRow]] = {}
     for row in rows:
-        keyed.setdefault(row[0], set()).add(row)
+        found = keyed.get(row[0])
+        if found is None:
+            keyed[row[0]] = {row}
+        else:
+            found.add(row)
     return {key: frozenset(found) for key, found in keyed.items()}
 
 
-def _node_rows(entity: Entity, rows: dict[IndexRow, None]) -> None:
-    for key, node in walk(entity):
-        leaves = node_leaves(node)
-        if not leaves:
-            rows[(key, PRESENT, None, None)] = None
-        for kind, num, txt in leaves:
+def _attrs_rows(attrs: dict[str, Any], rows: Rows) -> None:
+    """The rows of every instance of `attrs`, with an explicit stack (payloads may nest
+    deeply): the last instance first, and an instance's sub-attributes right after it."""
+    stack: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+    for attr, instances in attrs.items():
+        segments: tuple[str, ...] = (attr,)
+        if isinstance(instances, list):
+            for instance in instances:
+                if isinstance(instance, dict):
+                    stack.append((segments, instance))
+        elif isinstance(instances, dict):
+            stack.append((segments, instances))
+    while stack:
+        segments, instance = stack.pop()
+        kind = instance.get("type")
+        if not isinstance(kind, str):
+            kind = ""  # no type: the value is in "value", as for an unknown type
+        shape = (segments, kind, tuple(instance))
+        try:
+            layout = _layouts[shape]
+        except KeyError:
+            layout = _layout(shape)
+        if layout is None:
+            continue
+        key, member, mode, cores, has_subs = layout
+        value = instance.get(member)
+        if mode == PLAIN:
+            _value_rows(key, value, False, rows)
+        elif mode == OBJECT:
+            if member == "objectList" and isinstance(value, list):
+                value = [o.get("object") if isinstance(o, dict) else o for o in value]
+            _value_rows(key, value, True, rows)
+        else:
+            _node_rows(key, value, LANGUAGE, rows)
+        for core, core_key in cores:
+            _value_rows(core_key, instance[core], False, rows)
+        if isinstance(value, dict):
+            _member_rows(segments, value, rows)
+        if has_subs:
+            subs = instance["sub"]
+            if isinstance(subs, dict):
+                for name, items in subs.items():
+                    if name in CORE_MEMBERS:
+                        continue
+                    inner = (*segments, name)
+                    if isinstance(items, list):
+                        stack.extend((inner, s) for s in items if isinstance(s, dict))
+                    elif isinstance(items, dict):
+                        stack.append((inner, items))
+
+
+def _layout(shape: tuple[tuple[str, ...], str, tuple[str, ...]]) -> _Layout | None:
+    """Work out an instance shape's layout (targets._seed and targets.walk), and cache it."""
+    segments, kind, members = shape
+    key = path_key(segments)
+    layout: _Layout | None = None
+    if key is not None:
+        if kind in ("Relationship", "ListRelationship"):
+            member, mode = ("object" if kind == "Relationship" else "objectList"), OBJECT
+        elif kind == "LanguageProperty":
+            member, mode = "languageMap", LANGUAGE
+        else:
+            member, mode = VALUE_MEMBER.get(kind, "value"), PLAIN
+        cores = []
+        for core in INDEXED_MEMBERS.intersection(members):  # walk's order, same set
+            core_key = path_key((*segments, core))
+            if core_key is not None:
+                cores.append((core, core_key))
+        layout = (key, member, mode, tuple(cores), "sub" in members)
+    if len(_layouts) >= _LAYOUTS_MAX:
+        _layouts.clear()  # a stream of ever new shapes must not grow the cache without bound
+    _layouts[shape] = layout
+    return layout
+
+
+def _value_rows(key: int, value: Any, relationship: bool, rows: Rows) -> None:
+    """The rows of a node holding a plain or relationship target value; the common scalars
+    (a finite number, a string that cannot be a date or time) without building leaves."""
+    exact = type(value)
+    if exact is float:
+        if math.isfinite(value):
+            rows[(key, NUMBER, value, None)] = None
+            return
+    elif exact is int and -_EXACT_INT < value < _EXACT_INT:
+        rows[(key, NUMBER, float(value), None)] = None
+        return
+    elif exact is str:
+        if relationship:
+            rows[(key, RELATED, None, value)] = None
+            return
+        if not value[:2].isdigit():
+            rows[(key, STRING, None, value)] = None
+            return
+        for kind, num, txt in _text_leaves(value):  # one or two: a string always has a leaf
             rows[(key, kind, num, txt)] = None
+        return
+    else:
+        _node_rows(key, value, OBJECT if relationship else PLAIN, rows)
+        return
+    rows[(key, PRESENT, None, None)] = None
+
+
+@lru_cache(maxsize=4096)
+def _text_leaves(text: str) -> tuple[Leaf, ...]:
+    """The leaves of a string value (cached: a batch repeats its timestamps)."""
+    return tuple(value_leaves(text))
+
+
+def _node_rows(key: int, value: Any, mode: str, rows: Rows) -> None:
+    leaves = node_leaves((value, mode))
+    if not leaves:
+        rows[(key, PRESENT, None, None)] = None
+    for kind, num, txt in leaves:
+        rows[(key, kind, num, txt)] = None
+
+
+def _member_rows(segments: tuple[str, ...], value: dict[str, Any], rows: Rows) -> None:
+    """The rows of the members of a compound value (rare: targets walks them)."""
+    for key, (item, mode) in _walk_members(segments, value):
+        _node_rows(key, item, mode, rows)
+
 
 
 def index_ddl(dialect: Dialect) -> list[str]:
