@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -98,3 +99,79 @@ def test_several_workers_share_one_store(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=20)
+
+
+def _workers(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(c) for c in children
+            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+            and b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _connections_held(pid: int, port: int) -> int:
+    """How many established TCP connections to `port` process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    held = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port and fields[9] in inodes:
+            held += 1
+    return held
+
+
+def test_workers_share_the_connections_of_clients_that_connect_at_once(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): keep-alive clients that
+    connect together are spread by the kernel, not all taken by the worker that woke first
+    (uvicorn's shared socket gave one worker all 16 connections of a benchmark)."""
+    import http.client
+
+    port = free_port("127.0.0.1", 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+    env["CITYHUB_AUTH"] = "disabled"
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(32)]
+    try:
+        wait_for_health(url, process, seconds=120)
+        ready, deadline = 0, time.monotonic() + 120
+        while ready < 32:  # fresh connections land on either worker: both answer
+            assert time.monotonic() < deadline, "a worker never answered"
+            try:
+                httpx.get(f"{url}/health", timeout=2)
+                ready += 1
+            except httpx.TransportError:
+                ready = 0
+        for client in clients:  # all connected before any is accepted, as wrk does
+            client.connect()
+        for client in clients:
+            client.request("GET", "/health")
+            assert client.getresponse().read()
+        held = [_connections_held(w, port) for w in _workers(process.pid)]
+        assert sum(held) == 32, held
+        assert min(held) >= 4, held
+    finally:
+        for client in clients:
+            client.close()
+        process.terminate()
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_workers_refuse_a_port_in_use_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+        done = subprocess.run([*CLI, "serve", "--port", str(port), "--workers", "2"],
+                              cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import nats
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -95,7 +94,7 @@ class JetStreamBus:
         while not self._closing:
             try:
                 messages = await sub.fetch(FETCH, timeout=1.0)
-            except NatsTimeout:
+            except TimeoutError:  # nats-py raises its own TimeoutError or, at times, asyncio's
                 continue
             except Exception:
                 log.warning("event=bus_fetch_failed durable=%s", durable, exc_info=True)

@@ -16,7 +16,6 @@ from cityhub.cli.common import app, configure_logging, console, fail, free_port,
 from cityhub.config import Settings
 
 GRACE_S = 3  # on Ctrl-C, open pages' event streams are cut after this many seconds
-WORKER_HEALTHCHECK_S = 60
 
 
 def _check_store(settings: Settings) -> None:
@@ -59,16 +58,16 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         console.print("[bold yellow]WARNING: with the in-process bus each worker's operations "
                       "page shows only that worker's writes: set CITYHUB_BUS_URL=nats://...[/]")
     if workers > 1:
+        from cityhub.cli.workers import check_port_free, supervise
+
+        try:
+            check_port_free(host, port)
+        except OSError as error:
+            raise fail(f"cannot listen on {host}:{port}: {error.strerror}") from None
         # Worker processes build their own app from the environment; hub processes share
         # nothing but the store (and the bus, when it is NATS), so they can serve side by side.
         os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
-        # A worker answers the supervisor's health pings only once it has imported the app;
-        # on a busy machine that takes longer than uvicorn's 5 s, and it would be killed and
-        # restarted for ever.
-        uvicorn.run("cityhub.api.app:create_app", factory=True, workers=workers, host=host,
-                    port=port, log_level=log_level.lower(), access_log=False,
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
-                    timeout_graceful_shutdown=GRACE_S)
+        supervise(host, port, log_level, workers, GRACE_S)
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
                 access_log=False, timeout_graceful_shutdown=GRACE_S)
