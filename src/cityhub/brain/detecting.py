@@ -86,7 +86,9 @@ class CityhubDetecting(CityhubAdaptive):
         lines, and a lightly loaded junction: worth a decision now (`choose` makes it)."""
         if elapsed_s < self._min_green:
             return False
-        total, get = 0.0, near.get
+        total, get, gap_veh = 0.0, near.get, self._gap_veh
         for lane_id in phase.main_incoming:
             total += get(lane_id, 0.0)
-        return total < self._gap_veh and self._light(near, incoming)
+            if total >= gap_veh:
+                return False  # counts are >= 0: the sum can only grow, its other lanes unread
+        return self._light(near, incoming)
