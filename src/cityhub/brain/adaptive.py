@@ -27,11 +27,12 @@ Rule (version 2.0, one configuration for every district), every `decision_interv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from cityhub.brain.controllers import Controller, register
-from cityhub.brain.observations import EMPTY_LANE, JunctionObservation, PhaseInfo
+from cityhub.brain.observations import EMPTY_LANE, JunctionObservation, LaneState, PhaseInfo
 
 Weights = tuple[tuple[int, float], ...]
 """(lane index, weight) pairs."""
@@ -48,6 +49,8 @@ class _Plan:
     main: tuple[tuple[str, ...], ...]
     gain: tuple[tuple[Weights, ...], ...]
     loss: tuple[tuple[Weights, ...], ...]
+    pairs: tuple[tuple[tuple[int, Weights, Weights], ...], ...]
+    """Per current phase: (other phase, its gain, its loss) for every other phase that gains."""
 
 
 def _plan(phases: tuple[PhaseInfo, ...], permissive: float) -> _Plan:
@@ -71,12 +74,36 @@ def _plan(phases: tuple[PhaseInfo, ...], permissive: float) -> _Plan:
     def diff(a: list[float], b: list[float]) -> Weights:
         return tuple((i, a[i] - b[i]) for i in range(len(lanes)) if a[i] > b[i])
 
+    gain = tuple(tuple(diff(other, cur) for other in service) for cur in service)
+    loss = tuple(tuple(diff(cur, other) for other in service) for cur in service)
     return _Plan(
         phases, lanes, tuple(tuple(sorted(movements[lane])) for lane in lanes),
-        tuple(p.main_incoming for p in phases),
-        tuple(tuple(diff(other, cur) for other in service) for cur in service),
-        tuple(tuple(diff(cur, other) for other in service) for cur in service),
+        tuple(p.main_incoming for p in phases), gain, loss,
+        tuple(tuple((other, gain[cur][other], loss[cur][other]) for other in range(len(phases))
+                    if other != cur and gain[cur][other]) for cur in range(len(phases))),
     )
+
+
+def _reader(obs: JunctionObservation) -> Callable[[str], LaneState]:
+    """Lane id -> the state `choose` weighs: its approach where the observer sees one, else the
+    lane alone, else an empty lane (`view.get(id) or lanes.get(id) or EMPTY_LANE`, without a
+    `get` call per lane)."""
+    lanes, approach = obs.lanes, obs.approach
+
+    def lane(lane_id: str) -> LaneState:
+        try:
+            return lanes[lane_id]
+        except KeyError:
+            return EMPTY_LANE
+
+    if approach is None:
+        return lane
+
+    def chain(lane_id: str) -> LaneState:
+        state = approach.get(lane_id)
+        return state if state is not None else lane(lane_id)
+
+    return chain
 
 
 @register
@@ -118,33 +145,40 @@ class CityhubAdaptive(Controller):
                 obs.phases, self.config["permissive_weight"])
         return plan
 
-    def _values(self, obs: JunctionObservation, plan: _Plan) -> list[float]:
-        """What serving each lane is worth now (see the module docstring)."""
+    def _scorer(self, obs: JunctionObservation) -> Callable[[int], float]:
+        """What serving lane `i` of the junction's plan is worth now (see the module docstring).
+
+        `choose` scores a lane only when a phase comparison uses it: a lane every phase serves
+        alike, or the give-up side of a phase that cannot win, is never read."""
         cfg = self.config
         spill, moving, wait, reach = (cfg["spill_fill"], cfg["moving_weight"],
                                       cfg["wait_weight"], cfg["range_m"])
         scale = cfg["wait_scale_s"]
-        view = obs.approach if obs.approach is not None else obs.lanes
+        plan = self._plan_for(obs)
+        ids, exits = plan.lanes, plan.exits
+        state = _reader(obs)
         lanes = obs.lanes
-        values = []
-        for lane_id, exits in zip(plan.lanes, plan.exits, strict=True):
-            queue, vehicles, waiting, length = view.get(lane_id) or lanes.get(lane_id) or EMPTY_LANE
+
+        def value(i: int) -> float:
+            queue, vehicles, waiting, length = state(ids[i])
             if not vehicles:
-                values.append(0.0)
-                continue
-            for out in exits:  # is an exit not full? (LaneState.fill, inlined: hot path)
-                exit_state = lanes.get(out) or EMPTY_LANE
+                return 0.0
+            for out in exits[i]:  # is an exit not full? (LaneState.fill, inlined: hot path)
+                try:
+                    exit_state = lanes[out]
+                except KeyError:
+                    exit_state = EMPTY_LANE
                 if exit_state[1] * 7.5 < spill * max(exit_state[3], 7.5):
                     break
             else:  # every exit full: green would only block the box
-                values.append(0.0)
-                continue
+                return 0.0
             near = (vehicles - queue) * min(1.0, reach / max(length, 1.0))
-            value = queue + moving * near + wait * waiting
+            worth = queue + moving * near + wait * waiting
             if scale and queue:
-                value += queue * (waiting / queue / scale) ** 2
-            values.append(value)
-        return values
+                worth += queue * (waiting / queue / scale) ** 2
+            return worth
+
+        return value
 
     def _active(self, obs: JunctionObservation, index: int) -> float:
         """Vehicles the current green still serves: queued or close to the stop line."""
@@ -169,21 +203,29 @@ class CityhubAdaptive(Controller):
         if active and elapsed < cfg["hold_s"]:
             return current  # still discharging, too early to weigh a switch: spare the scoring
         plan = self._plan_for(obs)
-        values = self._values(obs, plan)
-        gains, losses = plan.gain[current], plan.loss[current]
+        value = self._scorer(obs)
+        values: list[float | None] = [None] * len(plan.lanes)  # scored on first use
+        # While the green is used, a phase wins only with a net gain above the margin, and
+        # net <= gain (the losses are >= 0): one that gains no more cannot win, and its losses
+        # are not scored. Decisions are those of scoring every lane.
+        floor = cfg["switch_margin"] if active and elapsed < cfg["max_green_s"] else 0.0
         best, best_net = current, float("-inf")
         cost = 1 + cfg["switch_ratio"]
-        for other in range(len(plan.phases)):
-            if other == current:
-                continue
+        for other, gains, losses in plan.pairs[current]:
             gain = 0.0
-            for i, w in gains[other]:
-                gain += values[i] * w
-            if gain <= 0:
+            for i, w in gains:
+                v = values[i]
+                if v is None:
+                    v = values[i] = value(i)
+                gain += v * w
+            if gain <= floor:
                 continue
             net = gain
-            for i, w in losses[other]:
-                net -= cost * values[i] * w
+            for i, w in losses:
+                v = values[i]
+                if v is None:
+                    v = values[i] = value(i)
+                net -= cost * v * w
             if net > best_net:
                 best, best_net = other, net
         if best == current:

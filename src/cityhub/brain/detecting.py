@@ -56,10 +56,13 @@ class CityhubDetecting(CityhubAdaptive):
 
     def _light(self, near: Mapping[str, float], lanes: tuple[str, ...]) -> bool:
         """No lane's stop-line detector is `light_fill` full: a lightly loaded junction."""
-        full, get = self._full, near.get
-        for lane_id in lanes:  # noqa: SIM110 - all() over a generator costs more, every second
-            if get(lane_id, 0.0) >= full:
-                return False
+        full = self._full
+        for lane_id in lanes:  # every second: indexing, not a `get` call per detector
+            try:
+                if near[lane_id] >= full:
+                    return False
+            except KeyError:  # no detector on that lane
+                continue
         return True
 
     def _active(self, obs: JunctionObservation, index: int) -> float:
@@ -86,7 +89,9 @@ class CityhubDetecting(CityhubAdaptive):
         lines, and a lightly loaded junction: worth a decision now (`choose` makes it)."""
         if elapsed_s < self._min_green:
             return False
-        total, get = 0.0, near.get
+        total, get, gap_veh = 0.0, near.get, self._gap_veh
         for lane_id in phase.main_incoming:
             total += get(lane_id, 0.0)
-        return total < self._gap_veh and self._light(near, incoming)
+            if total >= gap_veh:
+                return False  # counts are >= 0: the sum can only grow, its other lanes unread
+        return self._light(near, incoming)

@@ -9,7 +9,6 @@ answer `get` as a dict would.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from operator import itemgetter
 from typing import Any, TypeVar
 
 from cityhub.brain.observations import LaneState
@@ -18,6 +17,7 @@ ApproachChain = tuple[float, tuple[tuple[str, float], ...]]
 """An incoming lane's approach length and its feeders with their weights."""
 
 _T = TypeVar("_T")
+_new = tuple.__new__
 
 
 class LaneView(dict[str, LaneState]):
@@ -29,13 +29,14 @@ class LaneView(dict[str, LaneState]):
     def __init__(self, fetch: Callable[[str], Mapping[int, Any]], length: Mapping[str, float],
                  variables: tuple[int, int, int]) -> None:
         super().__init__()
-        self._fetch, self._length, self._read = fetch, length, itemgetter(*variables)
+        self._fetch, self._length, self._read = fetch, length, variables
 
     def __missing__(self, lane: str) -> LaneState:
         length = self._length[lane]  # KeyError: not a watched lane
+        q, v, w = self._read
         values = self._fetch(lane)
-        # tuple.__new__ and itemgetter: the cheapest way to build the named tuple
-        state: LaneState = tuple.__new__(LaneState, (*self._read(values), length))
+        # tuple.__new__ over three lookups: the cheapest way to build the named tuple
+        state: LaneState = _new(LaneState, (values[q], values[v], values[w], length))
         self[lane] = state
         return state
 
@@ -56,12 +57,12 @@ class ApproachView(dict[str, LaneState]):
     def __missing__(self, lane: str) -> LaneState:
         length, chain = self._chains[lane]
         queue, vehicles, waiting, _ = self._lanes[lane]
-        fetch, read = self._lanes._fetch, self._lanes._read
+        fetch, (q, v, w) = self._lanes._fetch, self._lanes._read
         for feeder, weight in chain:  # a feeder's values only: no lane state is needed for it
-            up = read(fetch(feeder))
-            queue += weight * up[0]
-            vehicles += weight * up[1]
-            waiting += weight * up[2]
+            up = fetch(feeder)
+            queue += weight * up[q]
+            vehicles += weight * up[v]
+            waiting += weight * up[w]
         state = self[lane] = LaneState(queue, vehicles, waiting, length)
         return state
 
