@@ -111,6 +111,9 @@ class Twin:
         self.heads: dict[str, SignalHead] = {}
         self.by_id = {j.tls_id: j for j in self.junctions}
         self._clearing: dict[tuple[str, int, int], tuple[str, ...]] = {}
+        self._starve = rules.max_red_s - rules.yellow_s - rules.all_red_s \
+            - rules.clear_extension_s  # SignalHead.starve_after_s, hoisted
+        self._signals: list[tuple[str, SignalHead, Junction]] = []
         self.area_split = (0.0, 0.0)
         self.shown: dict[str, str] = {}
         self.demand: dict[str, tuple[bool, ...] | None] = {}
@@ -171,24 +174,24 @@ class Twin:
     def observe(self, now: float, only: set[str] | None = None,
                 ) -> dict[str, JunctionObservation]:
         """The junctions the controller wants to look at now. A lane's values are fetched when
-        the controller (or the max-red demand, `_demand`) first asks for them (`LaneView`), not
-        all of them every decision."""
+        the controller first asks for them (`LaneView`), not all of them every decision."""
         needs = self.controller.needs_observation
         lanes = self.lanes = LaneView(self.sim.lane_results, self.lane_length, self._vars)
         approach = ApproachView(self.feeders, lanes) if self.feeders else None
         near = self.near = self._near_view()
+        green = Stage.GREEN
         out = {}
-        for junction in self.junctions:
-            if only is not None and junction.tls_id not in only:
+        for tls, head, junction in self._signals:
+            if only is not None and tls not in only:
                 continue
-            head = self.heads[junction.tls_id]
-            green = head.stage is Stage.GREEN
-            if not needs(green, head.green_elapsed(now)):
+            on = head.stage is green
+            elapsed = now - head.since if on else 0.0  # SignalHead.green_elapsed, inlined
+            if not needs(on, elapsed):
                 continue
-            out[junction.tls_id] = JunctionObservation(
-                junction.tls_id, now, junction.phases, lanes,
-                phase=head.phase if green else None,
-                phase_elapsed_s=head.green_elapsed(now),
+            out[tls] = JunctionObservation(
+                tls, now, junction.phases, lanes,
+                phase=head.phase if on else None,
+                phase_elapsed_s=elapsed,
                 target=head.target,
                 approach=approach, near=near,
             )
@@ -214,61 +217,84 @@ class Twin:
     def _demand(self, tls: str, late: tuple[int, ...]) -> tuple[bool, ...] | None:
         """Per green phase: does any of its incoming lanes hold a vehicle (max-red rule).
         Only the `late` phases can be served by that rule before the next decision: the others
-        count as without demand, and None when no phase is late."""
+        count as without demand, and None when no phase is late. A lane the decision has read
+        is taken from its view; another is asked for its count alone (one native call, not a
+        lane state built from its subscription)."""
         if not late:
             return None
-        seen, lanes = self.lanes, self.phase_lanes[tls]
+        seen, count, lanes = self.lanes, self.vehicle_count, self.phase_lanes[tls]
+        known = dict.get  # the view's own entries only: no fetch on a miss
         demand = [False] * len(lanes)
         for p in late:
             for lane in lanes[p]:
-                if seen[lane][1]:
+                state = known(seen, lane)
+                if count(lane) if state is None else state[1]:
                     demand[p] = True
                     break
         return tuple(demand)
+
+    def _decide(self, now: float, early: set[str]) -> None:
+        """Observe, let the controller decide, and hand each junction's wish and max-red demand
+        to its head; a head given something new is due now. `early`: only those junctions (a
+        look between decisions), or every junction when empty."""
+        observations = self.observe(now, early or None)
+        wishes = self.controller.decide(observations)
+        horizon = now + self.controller.decision_interval_s
+        starve = self._starve
+        wake, due, demands = self.wake, self.due, self.demand
+        for tls, head, _ in self._signals:
+            if early and tls not in early:
+                continue
+            # A junction left unobserved keeps its course (see `needs_observation`).
+            wish = wishes.get(tls, head.target)
+            demand = (None if horizon - min(head.last_green) < starve  # none late: no demand
+                      else self._demand(tls, head.late_phases(horizon)))
+            if wish == head.requested and demand == demands.get(tls):
+                continue  # nothing new: its wake-up time stands
+            head.request(wish)
+            demands[tls] = demand
+            due[tls] = now
+            heapq.heappush(wake, (now, tls))
 
     def _control(self, now: float, decide: bool, check: bool = False) -> None:
         """Decide (at decision times) and tick the signal heads that are due. A head whose
         green cannot change before a later time (`SignalHead.quiet_until`) is not ticked until
         then (a heap of wake-up times): the same states, for a fraction of the calls."""
-        wake, due = self.wake, self.due
-        early = set() if decide or not check else self._gapped_out(now)
         if decide:
             self.looked.clear()
-        self.looked |= early
-        if decide or early:
-            observations = self.observe(now, early or None)
-            wishes = self.controller.decide(observations)
-            horizon = now + self.controller.decision_interval_s
-            starve = self.rules.max_red_s - self.rules.yellow_s - self.rules.all_red_s \
-                - self.rules.clear_extension_s  # SignalHead.starve_after_s, hoisted
-            for tls, head in self.heads.items():
-                if early and tls not in early:
-                    continue
-                # A junction left unobserved keeps its course (see `needs_observation`).
-                wish = wishes.get(tls, head.target)
-                demand = (None if horizon - min(head.last_green) < starve  # none late: no demand
-                          else self._demand(tls, head.late_phases(horizon)))
-                if wish == head.requested and demand == self.demand.get(tls):
-                    continue  # nothing new: its wake-up time stands
-                head.request(wish)
-                self.demand[tls] = demand
-                due[tls] = now
-                heapq.heappush(wake, (now, tls))
+            self._decide(now, set())
+        elif check:
+            early = self._gapped_out(now)
+            if early:
+                self.looked |= early
+                self._decide(now, early)
+        wake = self.wake
+        if not wake or wake[0][0] > now:
+            return
+        due, heads, shown, demands = self.due, self.heads, self.shown, self.demand
+        pop, push, inf = heapq.heappop, heapq.heappush, float("inf")
         while wake and wake[0][0] <= now:
-            when, tls = heapq.heappop(wake)
+            when, tls = pop(wake)
             if due.get(tls) != when:
                 continue  # superseded by a later push
-            head = self.heads[tls]
+            head = heads[tls]
             clear = self._box_clear(tls, head) if head.needs_box(now) else True
-            demand = self.demand.get(tls)
+            demand = demands.get(tls)
             state = head.tick(now, demand, clear)
-            again = max(head.quiet_until(demand), now + 1)
+            again = head.quiet_until(demand)
+            if again < now + 1:
+                again = now + 1
             due[tls] = again
-            if again != float("inf"):
-                heapq.heappush(wake, (again, tls))
-            if state != self.shown[tls]:
+            if again != inf:
+                push(wake, (again, tls))
+            if state != shown[tls]:
                 self.api.trafficlight.setRedYellowGreenState(tls, state)
-                self.shown[tls] = state
+                shown[tls] = state
+
+    def next_event(self) -> float:
+        """When a signal head is next due (inf: none). Between decisions and looks, a step
+        before that time has nothing to control."""
+        return self.wake[0][0] if self.wake else float("inf")
 
     def _box_clear(self, tls: str, head: SignalHead) -> bool:
         """No vehicle of the links losing their green is still inside the junction."""
@@ -279,7 +305,10 @@ class Twin:
             lanes = junction.clearing_lanes(head.phases[head.phase], head.phases[head.target])
             self._clearing[key] = lanes
         count = self.vehicle_count
-        return not any(count(lane) for lane in lanes)
+        for lane in lanes:  # noqa: SIM110 - a plain loop, no generator: ~5,000 checks an hour
+            if count(lane):
+                return False
+        return True
 
     def _sample_queues(self, now: float) -> None:
         lane_api = self.api.lane
@@ -327,14 +356,16 @@ class Twin:
             if native:
                 api.simulationStep(min(end, next_queue, next_road))
             else:
-                tick = clock()
+                decide = now >= next_decision
                 check = bool(check_every) and now >= next_check
-                self._control(now, decide=now >= next_decision, check=check)
-                if now >= next_decision:
-                    next_decision = now + interval
-                if check:
-                    next_check = now + check_every
-                self.record.control_s += clock() - tick
+                if decide or check or now >= self.next_event():  # else nothing to control
+                    tick = clock()
+                    self._control(now, decide, check)
+                    if decide:
+                        next_decision = now + interval
+                    if check:
+                        next_check = now + check_every
+                    self.record.control_s += clock() - tick
                 api.simulationStep()
             now = float(api.simulation.getTime())
             if now >= next_queue:
