@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -40,7 +39,8 @@ from cityhub.store.service import utc_now
 log = logging.getLogger(__name__)
 CHANGES = "cityhub.changes"
 INGEST = "cityhub.ingest"
-CONSUMED_KEPT_S = 25 * 3600  # longer than the stream keeps messages (24 h)
+CONSUMED_KEPT_S = 25 * 3600  # longer than the stream keeps messages (24 h) or an edge retries
+PRUNE_EVERY_S = 600
 RELAY_BATCH = 1000
 
 
@@ -74,7 +74,6 @@ class ChangePublisher:
         self.store, self.bus, self.durable = app.state.store, bus, durable
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
 
     def on_changes(self, conn: Connection, changes: list[Change]) -> None:
         if not changes:
@@ -99,13 +98,9 @@ class ChangePublisher:
             self.bus.publish_many(messages)))
 
     async def relay(self) -> None:
-        next_prune = 0.0
         while True:
             try:
                 moved = await self._relay_once()
-                if time.monotonic() > next_prune:  # forget what the stream cannot redeliver
-                    next_prune = time.monotonic() + 600
-                    await asyncio.to_thread(self._prune)
             except Exception:
                 log.warning("event=bus_relay_failed", exc_info=True)
                 moved = 0
@@ -115,10 +110,21 @@ class ChangePublisher:
                     async with asyncio.timeout(0.5):
                         await self.wake.wait()
 
-    def _prune(self) -> None:
-        before = format_utc(utc_now() - timedelta(seconds=CONSUMED_KEPT_S))
-        with self.store.db.transaction(write=True) as conn:
-            tables.forget_consumed(conn, before)
+    async def prune(self) -> None:
+        """Every 10 minutes, forget handled message and batch ids older than anything that can
+        come again (JetStream redeliveries, edges' HTTP retries): on any bus, since edges post
+        batch ids over HTTP too."""
+        def forget() -> None:
+            before = format_utc(utc_now() - timedelta(seconds=CONSUMED_KEPT_S))
+            with self.store.db.transaction(write=True) as conn:
+                tables.forget_consumed(conn, before)
+
+        while True:
+            try:
+                await asyncio.to_thread(forget)
+            except Exception:
+                log.warning("event=consumed_prune_failed", exc_info=True)
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     async def _relay_once(self) -> int:
         def read() -> list[Any]:
@@ -176,8 +182,9 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     app.state.devices, app.state.bus, app.state.bus_durable = devices, bus, durable
     publisher = ChangePublisher(app, bus, durable)
     store.listeners.append(publisher.on_changes)
+    tasks = [asyncio.create_task(publisher.prune(), name="cityhub-consumed-prune")]
     if durable:
-        publisher.task = asyncio.create_task(publisher.relay(), name="cityhub-bus-relay")
+        tasks.append(asyncio.create_task(publisher.relay(), name="cityhub-bus-relay"))
 
         await bus.subscribe(f"{INGEST}.>", BATCH_CONSUMER, lambda message: asyncio.to_thread(
             ingest_from_bus, devices, message))
@@ -187,8 +194,8 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         store.listeners.remove(publisher.on_changes)
-        if publisher.task is not None:
-            publisher.task.cancel()
-            await asyncio.gather(publisher.task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await bus.close()
         devices.close()

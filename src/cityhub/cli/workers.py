@@ -27,6 +27,9 @@ def check_port_free(host: str, port: int) -> None:
     """Raise OSError if anything listens on host:port already: a worker's SO_REUSEPORT
     socket would otherwise join another hub's group (of the same user) without a word."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: connections of a hub that just stopped (TIME_WAIT) do not count; on
+        # Linux a socket that listens on the port still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
 
 

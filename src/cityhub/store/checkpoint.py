@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+RETRY_S = 5.0  # pause after a failed pass
 
 
 class Checkpointer:
@@ -66,16 +67,28 @@ class Checkpointer:
             thread.join()
 
     def _run(self) -> None:
-        with contextlib.closing(self._connect()) as conn:
+        # Nothing else copies the WAL back (the writers turned that off), so this thread
+        # outlives any error: a failed pass, or a failed connection, is tried again later.
+        conn: sqlite3.Connection | None = None
+        try:
             while True:
                 self._written.wait()
                 if self._stop.wait(self._interval_s):  # let writes gather between passes
                     return
                 self._written.clear()
                 try:
+                    conn = conn or self._connect()
                     self._checkpoint(conn)
-                except sqlite3.Error:  # a later pass tries again; writers are not affected
+                except Exception:  # logged; the writers are not affected
                     log.warning("event=wal_checkpoint_failed", exc_info=True)
+                    if conn is not None:  # a new connection for the next try
+                        conn.close()
+                        conn = None
+                    self._written.set()  # the WAL still holds what this pass did not copy
+                    self._stop.wait(RETRY_S)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         _busy, pages, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

@@ -55,9 +55,12 @@ def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str,
 
     `batch` is the edge's id of the batch (`<edge>:<outbox>:<first>-<last>`, the same over
     HTTP and JetStream). Measurements are idempotent by message id and alerts by their
-    entity ids; the dead letters are stored in the one transaction that records the batch as
-    handled, so a batch that comes again (a redelivery after a crash, a retry after a lost
-    answer) is skipped whole, or, if its first try died before that record, redone once."""
+    entity ids; the batch's dead letters (refused at the edge, malformed, unknown devices) are
+    stored in the one transaction that records the batch as handled, so a batch that comes
+    again (a redelivery after a crash, a retry after a lost answer) is skipped whole, or, if
+    its first try died before that record, redone once. Not covered yet: messages the device
+    checks refuse (a revoked device, a bad credential) are dead-lettered by those checks in
+    their own transactions, so such a redo stores them again."""
     if not isinstance(body, dict):
         raise BadRequestData("a batch is a JSON object")
     if batch is not None and devices.batch_handled(batch):
