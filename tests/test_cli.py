@@ -175,3 +175,19 @@ def test_workers_refuse_a_port_in_use_in_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode()
+
+
+def test_workers_that_cannot_start_end_the_command_instead_of_restarting_for_ever(
+        tmp_path: Path) -> None:
+    """A set-up that kills every worker at start (here a policy file that does not parse) is
+    not restarted for ever: the supervisor gives up after a few early deaths and says so."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "broken.cedar").write_text("this is not cedar (")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+    env.update(CITYHUB_AUTH="disabled", CITYHUB_POLICY_DIR=str(policies))
+    port = free_port("127.0.0.1", 0)
+    done = subprocess.run([*CLI, "serve", "--port", str(port), "--workers", "2"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 1
+    assert "worker processes kept stopping soon after their start" in done.stderr.decode()

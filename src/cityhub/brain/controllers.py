@@ -62,7 +62,7 @@ class Controller:
         return float(self.config.get("gap_check_s", 0.0))
 
     def gapped_out(self, phase: PhaseInfo, elapsed_s: float, near: Mapping[str, float],
-                   incoming: tuple[str, ...] = ()) -> bool:
+                   incoming: tuple[str, ...]) -> bool:
         """Between decisions: whether the green `phase`, shown for `elapsed_s`, is no longer
         used (`near`: vehicles within reach of the stop line per incoming lane), so that its
         junction should be observed and decided now rather than at the next decision."""

@@ -84,7 +84,7 @@ class CityhubDetecting(CityhubAdaptive):
         return total
 
     def gapped_out(self, phase: PhaseInfo, elapsed_s: float, near: Mapping[str, float],
-                   incoming: tuple[str, ...] = ()) -> bool:
+                   incoming: tuple[str, ...]) -> bool:
         """Past its minimum green, no vehicle within `gap_range_m` of the green's main stop
         lines, and a lightly loaded junction: worth a decision now (`choose` makes it)."""
         if elapsed_s < self._min_green:

@@ -67,7 +67,9 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
         # Worker processes build their own app from the environment; hub processes share
         # nothing but the store (and the bus, when it is NATS), so they can serve side by side.
         os.environ["CITYHUB_PUBLIC_URL"] = settings.public_url
-        supervise(host, port, log_level, workers, GRACE_S)
+        if not supervise(host, port, log_level, workers, GRACE_S):
+            raise fail(f"the worker processes kept stopping soon after their start; "
+                       f"see the log above (port {port})")
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower(),
                 access_log=False, timeout_graceful_shutdown=GRACE_S)

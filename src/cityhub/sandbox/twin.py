@@ -101,7 +101,6 @@ class Twin:
         self.due: dict[str, float] = {}
         self.lanes = LaneView(sim.lane_results, {}, (0, 0, 0))
         self.near_ids = dict(near_ids or {})
-        self.near: NearView | None = None
         self.looked: set[str] = set()
         """Junctions given an early look since the last decision (one each, at most)."""
         self._near_var = 0
@@ -178,7 +177,7 @@ class Twin:
         needs = self.controller.needs_observation
         lanes = self.lanes = LaneView(self.sim.lane_results, self.lane_length, self._vars)
         approach = ApproachView(self.feeders, lanes) if self.feeders else None
-        near = self.near = self._near_view()
+        near = self._near_view()
         green = Stage.GREEN
         out = {}
         for tls, head, junction in self._signals:
