@@ -93,7 +93,8 @@ def test_a_batch_whose_first_try_died_before_its_record_is_redone_once(
     a further redelivery is skipped."""
     from cityhub.api.routers.ingest import apply_batch
 
-    body = {"measurements": [m.to_json() for m in readings("a", range(3))],
+    body = {"measurements": [m.to_json() for m in readings("a", range(3))
+                             + readings("ghost", range(1))],  # refused here: unknown device
             "deadLetters": [{"device": "z", "reason": "bad topic", "payload": "?"}]}
     real = hub.dead_letter
 
@@ -105,8 +106,10 @@ def test_a_batch_whose_first_try_died_before_its_record_is_redone_once(
         apply_batch(hub, "", body, "edge-bus", "edge:box:1-4")
     monkeypatch.setattr(hub, "dead_letter", real)
     redone = apply_batch(hub, "", body, "edge-bus", "edge:box:1-4")
-    assert (redone.accepted, redone.duplicates) == (0, 3)
+    assert (redone.accepted, redone.duplicates, redone.rejected) == (0, 3, 1)
     again = apply_batch(hub, "", body, "edge-bus", "edge:box:1-4")
-    assert (again.accepted, again.duplicates) == (0, 3)
+    assert (again.accepted, again.duplicates) == (0, 4)
     assert history(hub, "a") == [0.0, 1.0, 2.0]
-    assert hub.dead_letters("")[1] == 1
+    letters, total = hub.dead_letters("")
+    assert total == 2  # the edge's and the unknown device's, once each
+    assert sorted(str(letter["reason"]) for letter in letters) == ["bad topic", "unknown device"]

@@ -65,6 +65,10 @@ class _Raced(Exception):
         self.found = found
 
 
+# Dead letters: (tenant, device, source, reason, raw message).
+Letters = list[tuple[str, str, str, str, bytes]]
+
+
 @dataclass
 class IngestResult:
     accepted: int = 0
@@ -180,8 +184,7 @@ class DeviceHub:
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    def dead_letter(self, letters: list[tuple[str, str, str, str, bytes]],
-                    batch: str | None = None) -> bool:
+    def dead_letter(self, letters: Letters, batch: str | None = None) -> bool:
         """Store refused messages. With `batch` (an edge batch's id), the batch is recorded
         as handled in the same transaction, and nothing is stored if it had been already:
         a batch redelivered after a crash, or posted again after a lost answer, adds its dead
@@ -215,9 +218,10 @@ class DeviceHub:
     # -- ingestion ------------------------------------------------------------------------------
 
     def ingest_raw(self, tenant: str, device_id: str, raw: bytes, key: str | None,
-                   source: str) -> IngestResult:
+                   source: str, letters: Letters | None = None) -> IngestResult:
         """A message straight from a device (HTTP or the hub's MQTT intake): authenticate with
-        `key` (else the envelope's `key`), decode, validate, ingest; refused ones dead-letter."""
+        `key` (else the envelope's `key`), decode, validate, ingest; refused ones dead-letter
+        (into `letters` when given, for the caller to store: see `ingest`)."""
         try:
             with self.db.transaction(write=False) as conn:
                 found = tables.devices(conn, tenant, [device_id])
@@ -232,21 +236,27 @@ class DeviceHub:
                 raise Rejected("device is revoked")
             measurement = validate(envelope, record.kind, tenant, device_id, raw, self._now())
         except Rejected as refused:
-            self.dead_letter([(tenant, device_id, source, refused.reason, raw)])
+            letter = (tenant, device_id, source, refused.reason, raw)
+            if letters is None:
+                self.dead_letter([letter])
+            else:
+                letters.append(letter)
             return IngestResult(rejected=1, reasons=[refused.reason])
-        return self.ingest(tenant, [measurement], source)
+        return self.ingest(tenant, [measurement], source, letters)
 
-    def ingest(self, tenant: str, measurements: Iterable[Measurement], source: str
-               ) -> IngestResult:
+    def ingest(self, tenant: str, measurements: Iterable[Measurement], source: str,
+               letters: Letters | None = None) -> IngestResult:
         """Measurements already authenticated and validated (by an edge agent): each message id
-        lands once; unknown or revoked devices dead-letter."""
+        lands once; unknown or revoked devices dead-letter. With `letters`, the dead letters
+        are added to it instead of stored: an edge batch stores them with its batch record
+        (`dead_letter`), so that a batch redone after a crash stores them once."""
         groups: dict[str, list[Measurement]] = {}
         for measurement in measurements:
             groups.setdefault(measurement.device_id, []).append(measurement)
         result = IngestResult()
         with self.db.transaction(write=False) as conn:
             records = {r.device_id: r for r in tables.devices(conn, tenant, sorted(groups))}
-        refused: list[tuple[str, str, str, str, bytes]] = []
+        refused: Letters = []
         accepted: list[tuple[DeviceRecord, list[Measurement]]] = []
         for device_id, items in groups.items():
             record = records.get(device_id)
@@ -259,7 +269,10 @@ class DeviceHub:
             accepted.append((record, items))
         if accepted:
             result.add(self._ingest_devices(tenant, accepted))
-        self.dead_letter(refused)
+        if letters is None:
+            self.dead_letter(refused)
+        else:
+            letters.extend(refused)
         return result
 
     def _ingest_devices(self, tenant: str, batch: list[tuple[DeviceRecord, list[Measurement]]]

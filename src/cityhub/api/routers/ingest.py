@@ -18,7 +18,7 @@ from starlette.responses import Response
 from cityhub.api.deps import SettingsDep, WriteTenant
 from cityhub.api.ldio import json_response
 from cityhub.api.routers.devices import Unauthorized, check_edge_token, hub
-from cityhub.devices.hub import DeviceHub, IngestResult
+from cityhub.devices.hub import DeviceHub, IngestResult, Letters
 from cityhub.devices.messages import MAX_PAYLOAD, Measurement
 from cityhub.ngsild.errors import BadRequestData
 
@@ -55,19 +55,18 @@ def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str,
 
     `batch` is the edge's id of the batch (`<edge>:<outbox>:<first>-<last>`, the same over
     HTTP and JetStream). Measurements are idempotent by message id and alerts by their
-    entity ids; the batch's dead letters (refused at the edge, malformed, unknown devices) are
+    entity ids; the batch's dead letters (refused at the edge, malformed, refused here) are
     stored in the one transaction that records the batch as handled, so a batch that comes
     again (a redelivery after a crash, a retry after a lost answer) is skipped whole, or, if
-    its first try died before that record, redone once. Not covered yet: messages the device
-    checks refuse (a revoked device, a bad credential) are dead-lettered by those checks in
-    their own transactions, so such a redo stores them again."""
+    its first try died before that record, redone once. The device checks (unknown or
+    revoked devices, bad credentials) add their refusals to the batch's dead letters."""
     if not isinstance(body, dict):
         raise BadRequestData("a batch is a JSON object")
     if batch is not None and devices.batch_handled(batch):
         return IngestResult(duplicates=len(_items(body, "measurements"))
                             + len(_items(body, "aggregates")))
     measurements: list[Measurement] = []
-    refused: list[tuple[str, str, str, str, bytes]] = []
+    refused: Letters = []
     for item in [*_items(body, "measurements"), *_items(body, "aggregates")]:
         try:
             measurement = Measurement.from_json(item)
@@ -84,7 +83,8 @@ def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str,
                             f"{source}:{letter.get('source', 'edge')}",
                             str(letter.get("reason", "refused at the edge")),
                             str(letter.get("payload", "")).encode("utf-8", "replace")))
-    result = devices.ingest(tenant, measurements, source) if measurements else IngestResult()
+    result = (devices.ingest(tenant, measurements, source, refused) if measurements
+              else IngestResult())
     unverified = [_unverified(item, refused, tenant, source)
                   for item in _items(body, "unverified")]
     known = devices.registered(tenant, sorted({d for d, p in unverified if p is not None}))
@@ -95,7 +95,8 @@ def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str,
             refused.append((tenant, device_id, f"{source}:mqtt", "unknown device", payload))
             result.rejected += 1
             continue
-        result.add(devices.ingest_raw(tenant, device_id, payload, None, f"{source}:mqtt"))
+        result.add(devices.ingest_raw(tenant, device_id, payload, None, f"{source}:mqtt",
+                                      refused))
     alerts = [a for a in _items(body, "alerts") if isinstance(a, dict)]
     if alerts:
         devices.raise_alerts(tenant, alerts)
@@ -103,7 +104,7 @@ def apply_batch(devices: DeviceHub, tenant: str, body: Any, source: str,
     return result
 
 
-def _unverified(item: Any, refused: list[tuple[str, str, str, str, bytes]], tenant: str,
+def _unverified(item: Any, refused: Letters, tenant: str,
                 source: str) -> tuple[str, bytes | None]:
     """A message of a device the edge did not know: (device, raw payload), or refused."""
     device_id = str(item.get("device", "?"))[:128] if isinstance(item, dict) else "?"
