@@ -95,9 +95,17 @@ def insert_rows(conn: Connection, dialect: Dialect, head: str,
     it walks the transaction's whole sub-journal from its start, so a batch's geo inserts
     grew quadratic (1,000 rows took 12 ms in a new file, 125 ms at 20,000 entities in it).
     Multi-row statements run that once per 512 rows.
+
+    A multi-row statement that may abort half-way (any NOT NULL column) opens a statement
+    journal too, so that the abort can undo its first rows. `INSERT OR FAIL` keeps those rows
+    instead, and needs no journal: half the cost of an attr_index row (12.3-13.7 against
+    5.7-5.9 µs in a 300,000-row test). Nothing is lost by it: a failing insert raises, and the
+    caller's transaction (the group committer's SAVEPOINT) is rolled back whole.
     """
     if not rows:
         return
+    if dialect == "sqlite":
+        head = head.replace("INSERT INTO", "INSERT OR FAIL INTO", 1)
     width, at = len(rows[0]), 0
     for size in _ROWS_PER_STATEMENT if dialect == "sqlite" else ():
         if size * width > _MAX_VALUES:
