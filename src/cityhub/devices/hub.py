@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 # Edge batches (over HTTP or JetStream) are recorded as handled under this consumer name, with
 # the hub process that handled them (see `DeviceHub.dead_letter`).
 BATCH_CONSUMER = "cityhub-ingest"
-ME = f"{socket.gethostname()}:{os.getpid()}"
 # A Device entity's dateLastValueReported is written with a batch of its device's measurements
 # at most this often (the registry's last_seen with every batch): it was a second entity write
 # per device and batch, about a fifth of the ingest work.
@@ -193,7 +192,7 @@ class DeviceHub:
             return True
         now = format_utc(self._now())
         with self.db.transaction(write=True) as conn:
-            if batch is not None and not tables.first_delivery(conn, BATCH_CONSUMER, batch, ME,
+            if batch is not None and not tables.first_delivery(conn, BATCH_CONSUMER, batch, _me(),
                                                                now):
                 return False
             if letters:
@@ -356,3 +355,10 @@ def _raw(measurement: Measurement) -> bytes:
 
 
 __all__ = ["AlreadyRegistered", "DeviceHub", "IngestResult", "InvalidDevice", "UnknownDevice"]
+
+
+def _me() -> str:
+    """This hub process, as a handled batch records it: asked at each record, not at import,
+    so that a process forked after the import (a `serve --workers` supervisor's child) records
+    its own pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
