@@ -82,6 +82,10 @@ class SignalHead:
         self.since = now
         self.last_green = [now] * len(phases)
         self.switches = 0
+        self.starve_after_s = (rules.max_red_s - rules.yellow_s - rules.all_red_s
+                               - rules.clear_extension_s)
+        """How long a phase with waiting vehicles may stay red before the layer serves it (the
+        maximum red less the clearance that precedes its green)."""
         self._transitions: dict[tuple[Stage, int, int], str] = {}
 
     def request(self, phase: int) -> None:
@@ -91,13 +95,6 @@ class SignalHead:
 
     def green_elapsed(self, now: float) -> float:
         return now - self.since if self.stage is Stage.GREEN else 0.0
-
-    @property
-    def starve_after_s(self) -> float:
-        """How long a phase with waiting vehicles may stay red before the layer serves it
-        (the maximum red less the clearance that precedes its green)."""
-        rules = self.rules
-        return rules.max_red_s - rules.yellow_s - rules.all_red_s - rules.clear_extension_s
 
     def _starved(self, now: float, demand: Sequence[bool] | None) -> int | None:
         threshold = self.starve_after_s
