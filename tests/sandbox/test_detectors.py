@@ -29,11 +29,11 @@ def test_every_signalised_lane_gets_a_detector_ending_at_its_stop_line(
 def test_near_view_reads_each_detector_once_and_knows_only_its_lanes() -> None:
     calls: list[str] = []
 
-    def fetch(detector: str) -> dict[int, float]:
+    def read(detector: str) -> int:
         calls.append(detector)
-        return {16: 3.0}
+        return 3
 
-    view = NearView(fetch, {"a_0": "det_a"}, 16)
+    view = NearView(read, {"a_0": "det_a"})
     assert view.get("a_0") == 3.0
     assert view.get("a_0") == 3.0
     assert view.get("b_0") is None

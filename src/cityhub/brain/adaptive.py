@@ -27,12 +27,11 @@ Rule (version 2.0, one configuration for every district), every `decision_interv
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from cityhub.brain.controllers import Controller, register
-from cityhub.brain.observations import EMPTY_LANE, JunctionObservation, LaneState, PhaseInfo
+from cityhub.brain.observations import JunctionObservation, PhaseInfo
 
 Weights = tuple[tuple[int, float], ...]
 """(lane index, weight) pairs."""
@@ -84,28 +83,6 @@ def _plan(phases: tuple[PhaseInfo, ...], permissive: float) -> _Plan:
     )
 
 
-def _reader(obs: JunctionObservation) -> Callable[[str], LaneState]:
-    """Lane id -> the state `choose` weighs: its approach where the observer sees one, else the
-    lane alone, else an empty lane (`view.get(id) or lanes.get(id) or EMPTY_LANE`, without a
-    `get` call per lane)."""
-    lanes, approach = obs.lanes, obs.approach
-
-    def lane(lane_id: str) -> LaneState:
-        try:
-            return lanes[lane_id]
-        except KeyError:
-            return EMPTY_LANE
-
-    if approach is None:
-        return lane
-
-    def chain(lane_id: str) -> LaneState:
-        state = approach.get(lane_id)
-        return state if state is not None else lane(lane_id)
-
-    return chain
-
-
 @register
 class CityhubAdaptive(Controller):
     """Approach-aware MAXWAVE with differential phase comparison, gap-out, switching cost and a
@@ -145,29 +122,60 @@ class CityhubAdaptive(Controller):
                 obs.phases, self.config["permissive_weight"])
         return plan
 
-    def _scorer(self, obs: JunctionObservation) -> Callable[[int], float]:
-        """What serving lane `i` of the junction's plan is worth now (see the module docstring).
+    def _active(self, obs: JunctionObservation, index: int) -> float:
+        """Vehicles the current green still serves: queued or close to the stop line."""
+        gap = self.config["gap_range_m"]
+        approach, lanes = obs.approach, obs.lanes
+        total = 0.0
+        for lane_id in obs.phases[index].main_incoming:  # LaneState.detected, inlined: hot path
+            state = approach.get(lane_id) if approach is not None else None
+            if state is None:
+                try:
+                    state = lanes[lane_id]
+                except KeyError:
+                    continue  # an unseen lane is empty: it adds nothing
+            queue, vehicles, _, length = state
+            if vehicles or queue:  # an empty lane adds nothing
+                total += queue + (vehicles - queue) * min(1.0, gap / max(length, 1.0))
+        return total
 
-        `choose` scores a lane only when a phase comparison uses it: a lane every phase serves
-        alike, or the give-up side of a phase that cannot win, is never read."""
+    def choose(self, obs: JunctionObservation) -> int:
+        current = obs.phase
+        if current is None:
+            return obs.target if obs.target is not None else 0
         cfg = self.config
-        spill, moving, wait, reach = (cfg["spill_fill"], cfg["moving_weight"],
-                                      cfg["wait_weight"], cfg["range_m"])
-        scale = cfg["wait_scale_s"]
+        elapsed = obs.phase_elapsed_s
+        if elapsed < cfg["min_green_s"] or len(obs.phases) < 2:
+            return current  # the signal layer would hold it anyway: spare the scoring
+        active = self._active(obs, current) >= cfg["gap_veh"]
+        if active and elapsed < cfg["hold_s"]:
+            return current  # still discharging, too early to weigh a switch: spare the scoring
         plan = self._plan_for(obs)
         ids, exits = plan.lanes, plan.exits
-        state = _reader(obs)
-        lanes = obs.lanes
+        lanes, approach = obs.lanes, obs.approach
+        chained = approach.get if approach is not None else None
+        spill, moving, wait, reach, scale = (cfg["spill_fill"], cfg["moving_weight"],
+                                             cfg["wait_weight"], cfg["range_m"],
+                                             cfg["wait_scale_s"])
 
         def value(i: int) -> float:
-            queue, vehicles, waiting, length = state(ids[i])
+            """What serving lane `i` of the plan is worth now (see the module docstring): its
+            approach where the observer sees one, else the lane alone, else an empty lane."""
+            lane_id = ids[i]
+            state = chained(lane_id) if chained is not None else None
+            if state is None:
+                try:
+                    state = lanes[lane_id]
+                except KeyError:
+                    return 0.0  # an unseen lane is empty
+            queue, vehicles, waiting, length = state
             if not vehicles:
                 return 0.0
             for out in exits[i]:  # is an exit not full? (LaneState.fill, inlined: hot path)
                 try:
                     exit_state = lanes[out]
                 except KeyError:
-                    exit_state = EMPTY_LANE
+                    break  # an unseen exit is empty
                 if exit_state[1] * 7.5 < spill * max(exit_state[3], 7.5):
                     break
             else:  # every exit full: green would only block the box
@@ -178,36 +186,11 @@ class CityhubAdaptive(Controller):
                 worth += queue * (waiting / queue / scale) ** 2
             return worth
 
-        return value
-
-    def _active(self, obs: JunctionObservation, index: int) -> float:
-        """Vehicles the current green still serves: queued or close to the stop line."""
-        gap = self.config["gap_range_m"]
-        view = obs.approach if obs.approach is not None else obs.lanes
-        lanes = obs.lanes
-        total = 0.0
-        for lane_id in obs.phases[index].main_incoming:  # LaneState.detected, inlined: hot path
-            queue, vehicles, _, length = view.get(lane_id) or lanes.get(lane_id) or EMPTY_LANE
-            total += queue + (vehicles - queue) * min(1.0, gap / max(length, 1.0))
-        return total
-
-    def choose(self, obs: JunctionObservation) -> int:
-        if obs.phase is None:
-            return obs.target if obs.target is not None else 0
-        current = obs.phase
-        if obs.phase_elapsed_s < self.config["min_green_s"] or len(obs.phases) < 2:
-            return current  # the signal layer would hold it anyway: spare the scoring
-        cfg = self.config
-        elapsed = obs.phase_elapsed_s
-        active = self._active(obs, current) >= cfg["gap_veh"]
-        if active and elapsed < cfg["hold_s"]:
-            return current  # still discharging, too early to weigh a switch: spare the scoring
-        plan = self._plan_for(obs)
-        value = self._scorer(obs)
-        values: list[float | None] = [None] * len(plan.lanes)  # scored on first use
-        # While the green is used, a phase wins only with a net gain above the margin, and
-        # net <= gain (the losses are >= 0): one that gains no more cannot win, and its losses
-        # are not scored. Decisions are those of scoring every lane.
+        # A lane is scored when a phase comparison first uses it. While the green is used, a
+        # phase wins only with a net gain above the margin, and net <= gain (the losses are
+        # >= 0): one that gains no more cannot win, and its losses are not scored. Decisions
+        # are those of scoring every lane (tests/brain/test_lazy_scoring.py).
+        values: list[float | None] = [None] * len(ids)
         floor = cfg["switch_margin"] if active and elapsed < cfg["max_green_s"] else 0.0
         best, best_net = current, float("-inf")
         cost = 1 + cfg["switch_ratio"]

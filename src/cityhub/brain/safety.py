@@ -45,6 +45,11 @@ class Stage(Enum):
     ALL_RED = "all-red"
 
 
+# The members as module constants: `Stage.YELLOW` goes through the enum's class machinery
+# (about 0.13 µs a lookup), and the twin ticks heads some 15,000 times an hour.
+_GREEN, _YELLOW, _ALL_RED = Stage.GREEN, Stage.YELLOW, Stage.ALL_RED
+
+
 def yellow_state(current: str, target: str) -> str:
     """Links green now and not green next turn yellow; links green in both stay; others red."""
     out = []
@@ -75,13 +80,17 @@ class SignalHead:
             raise ValueError("all phase states must have the same length")
         self.phases = tuple(phases)
         self.rules = rules
-        self.stage = Stage.GREEN
+        self.stage = _GREEN
         self.phase = start
         self.target = start
         self.requested = start
         self.since = now
         self.last_green = [now] * len(phases)
         self.switches = 0
+        self.starve_after_s = (rules.max_red_s - rules.yellow_s - rules.all_red_s
+                               - rules.clear_extension_s)
+        """How long a phase with waiting vehicles may stay red before the layer serves it (the
+        maximum red less the clearance that precedes its green)."""
         self._transitions: dict[tuple[Stage, int, int], str] = {}
 
     def request(self, phase: int) -> None:
@@ -90,14 +99,7 @@ class SignalHead:
             self.requested = phase
 
     def green_elapsed(self, now: float) -> float:
-        return now - self.since if self.stage is Stage.GREEN else 0.0
-
-    @property
-    def starve_after_s(self) -> float:
-        """How long a phase with waiting vehicles may stay red before the layer serves it
-        (the maximum red less the clearance that precedes its green)."""
-        rules = self.rules
-        return rules.max_red_s - rules.yellow_s - rules.all_red_s - rules.clear_extension_s
+        return now - self.since if self.stage is _GREEN else 0.0
 
     def _starved(self, now: float, demand: Sequence[bool] | None) -> int | None:
         threshold = self.starve_after_s
@@ -114,17 +116,16 @@ class SignalHead:
     def late_phases(self, when: float) -> tuple[int, ...]:
         """The phases other than the current one that will have been red long enough for the
         max-red rule by `when`: only their demand matters until then."""
-        threshold = self.starve_after_s
-        if when - min(self.last_green) < threshold:
+        threshold, last, current = self.starve_after_s, self.last_green, self.phase
+        if when - min(last) < threshold:
             return ()  # none is (the usual case: spare the loop)
-        return tuple(p for p in range(len(self.phases))
-                     if p != self.phase and when - self.last_green[p] >= threshold)
+        return tuple([p for p in range(len(last)) if p != current and when - last[p] >= threshold])
 
     def needs_box(self, now: float) -> bool:
         """Whether `tick(now)` reads `box_clear`: in the all-red, or at the end of the yellow."""
-        if self.stage is Stage.ALL_RED:
+        if self.stage is _ALL_RED:
             return True
-        return self.stage is Stage.YELLOW and now - self.since >= self.rules.yellow_s
+        return self.stage is _YELLOW and now - self.since >= self.rules.yellow_s
 
     def quiet_until(self, demand: Sequence[bool] | None = None) -> float:
         """Until when `tick` (with this `demand` and no new request) would keep showing the same
@@ -134,9 +135,9 @@ class SignalHead:
         its request only changes when a waiting phase reaches the maximum red (the green's own
         `last_green` is refreshed by the tick that ends it). A yellow changes nothing before
         its end; the all-red ticks every second (it waits for the box to clear)."""
-        if self.stage is Stage.YELLOW:
+        if self.stage is _YELLOW:
             return self.since + self.rules.yellow_s
-        if self.stage is not Stage.GREEN:
+        if self.stage is not _GREEN:
             return float("-inf")
         if self.requested != self.phase:
             return self.since + self.rules.min_green_s
@@ -153,27 +154,27 @@ class SignalHead:
         `box_clear` is False while vehicles of the links losing their green are still inside
         the junction: the all-red then lasts until they are out, or `clear_extension_s` more."""
         rules = self.rules
-        if self.stage is Stage.YELLOW and now - self.since >= rules.yellow_s:
-            self.stage, self.since = Stage.ALL_RED, now
+        if self.stage is _YELLOW and now - self.since >= rules.yellow_s:
+            self.stage, self.since = _ALL_RED, now
         red_for = now - self.since
-        if self.stage is Stage.ALL_RED and red_for >= rules.all_red_s and (
+        if self.stage is _ALL_RED and red_for >= rules.all_red_s and (
                 box_clear or red_for >= rules.all_red_s + rules.clear_extension_s):
-            self.stage, self.since, self.phase = Stage.GREEN, now, self.target
+            self.stage, self.since, self.phase = _GREEN, now, self.target
             self.switches += 1
-        if self.stage is Stage.GREEN:
+        if self.stage is _GREEN:
             self.last_green[self.phase] = now
             if now - self.since >= rules.min_green_s:
                 wanted = self._starved(now, demand)
                 if wanted is None:
                     wanted = self.requested
                 if wanted != self.phase:
-                    self.stage, self.since, self.target = Stage.YELLOW, now, wanted
-        if self.stage is Stage.GREEN:
+                    self.stage, self.since, self.target = _YELLOW, now, wanted
+        if self.stage is _GREEN:
             return self.phases[self.phase]
         key = (self.stage, self.phase, self.target)
         state = self._transitions.get(key)
         if state is None:
             current, target = self.phases[self.phase], self.phases[self.target]
-            make = yellow_state if self.stage is Stage.YELLOW else all_red_state
+            make = yellow_state if self.stage is _YELLOW else all_red_state
             state = self._transitions[key] = make(current, target)
         return state

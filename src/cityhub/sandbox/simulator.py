@@ -12,7 +12,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,36 @@ class Simulator:
     backend: str
 
     @property
-    def lane_results(self) -> Callable[[str], Mapping[int, Any]]:
-        """One lane's subscription results. Over TraCI, the client already holds them (they
-        came with the step)."""
-        return self.native("lane_getSubscriptionResults", self.api.lane.getSubscriptionResults)
+    def subscribes(self) -> bool:
+        """Whether the twin should subscribe to the values it reads. Over TraCI yes: they come
+        with each step, where a read is a round trip. Under libsumo no: a subscription makes
+        SUMO compute its values every step (240 lanes: about half the step's own cost on
+        grid4x4), a read costs one C call when it is needed."""
+        return self.backend != "libsumo"
+
+    def lane_reads(self) -> tuple[Callable[[str], int], Callable[[str], int],
+                                  Callable[[str], float]]:
+        """Lane id -> halted vehicles, vehicles, summed waiting time now: libsumo's getters, or
+        over TraCI the lane's subscription results (`subscribes`)."""
+        constants = self.api.constants
+        variables = (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
+                     constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
+        if self.subscribes:
+            results = self.api.lane.getSubscriptionResults
+            return tuple(  # type: ignore[return-value]
+                lambda lane, var=var: results(lane)[var] for var in variables)
+        lane = self.api.lane
+        return (self.native("lane_getLastStepHaltingNumber", lane.getLastStepHaltingNumber),
+                self.native("lane_getLastStepVehicleNumber", lane.getLastStepVehicleNumber),
+                self.native("lane_getWaitingTime", lane.getWaitingTime))
+
+    def detector_count(self) -> Callable[[str], int]:
+        """Lane-area detector id -> vehicles on it now (as `lane_reads`)."""
+        area = self.api.lanearea
+        if self.subscribes:
+            results, var = area.getSubscriptionResults, self.api.constants.LAST_STEP_VEHICLE_NUMBER
+            return lambda detector: results(detector)[var]
+        return self.native("lanearea_getLastStepVehicleNumber", area.getLastStepVehicleNumber)
 
     def native(self, name: str, fallback: Callable[..., Any]) -> Callable[..., Any]:
         """libsumo's module-level function `name` (e.g. `lane_getSubscriptionResults`), which

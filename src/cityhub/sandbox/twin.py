@@ -58,6 +58,8 @@ class Road:
 
 
 Observer = Callable[["Twin", float], None]
+Signal = tuple[str, SignalHead, Junction]
+"""A signalised junction's id, its signal head and what the twin knows of it."""
 
 
 def sumo_args(scenario: Scenario, seed: int, end: float, tripinfo: Path,
@@ -99,20 +101,22 @@ class Twin:
             j.tls_id: tuple(p.incoming for p in j.phases) for j in self.junctions
         }
         self.due: dict[str, float] = {}
-        self.lanes = LaneView(sim.lane_results, {}, (0, 0, 0))
+        self._reads = sim.lane_reads()
+        self.lanes = LaneView(self._reads, {})
         self.near_ids = dict(near_ids or {})
         self.looked: set[str] = set()
         """Junctions given an early look since the last decision (one each, at most)."""
-        self._near_var = 0
         self.vehicle_count = sim.native("lane_getLastStepVehicleNumber",
                                         self.api.lane.getLastStepVehicleNumber)
+        self._near_read = sim.detector_count()
+        self._near: tuple[float, NearView | None] = (float("nan"), None)
         self.wake: list[tuple[float, str]] = []
         self.heads: dict[str, SignalHead] = {}
         self.by_id = {j.tls_id: j for j in self.junctions}
         self._clearing: dict[tuple[str, int, int], tuple[str, ...]] = {}
-        self._starve = rules.max_red_s - rules.yellow_s - rules.all_red_s \
-            - rules.clear_extension_s  # SignalHead.starve_after_s, hoisted
-        self._signals: list[tuple[str, SignalHead, Junction]] = []
+        self._set_state = sim.native("trafficlight_setRedYellowGreenState",
+                                     self.api.trafficlight.setRedYellowGreenState)
+        self._signals: list[Signal] = []
         self.area_split = (0.0, 0.0)
         self.shown: dict[str, str] = {}
         self.demand: dict[str, tuple[bool, ...] | None] = {}
@@ -151,38 +155,41 @@ class Twin:
         self._signals = [(j.tls_id, self.heads[j.tls_id], j) for j in self.junctions]
 
     def _subscribe(self) -> None:
-        """One subscription per watched lane: SUMO fills queue, count and waiting time each step
-        in C++, and one call fetches a lane's three (cheaper than 3 calls a lane)."""
+        """Over TraCI, one subscription per watched lane and detector: their values then come
+        with each step (`Simulator.subscribes`). Under libsumo they are read when asked."""
+        if not self.sim.subscribes:
+            return
         constants = self.api.constants
-        self._vars = (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
-                      constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
+        variables = (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
+                     constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
         for lane in self.watched:
-            self.api.lane.subscribe(lane, self._vars)
-        self._near_var = constants.LAST_STEP_VEHICLE_NUMBER
+            self.api.lane.subscribe(lane, variables)
         for detector in self.near_ids.values():
-            self.api.lanearea.subscribe(detector, (self._near_var,))
-        self._near_fetch = self.sim.native("lanearea_getSubscriptionResults",
-                                           self.api.lanearea.getSubscriptionResults)
+            self.api.lanearea.subscribe(detector, (constants.LAST_STEP_VEHICLE_NUMBER,))
 
-    def _near_view(self) -> NearView | None:
-        """This step's stop-line detector counts (None without detectors)."""
+    def _near_view(self, now: float) -> NearView | None:
+        """The stop-line detector counts at `now` (None without detectors): one view per step,
+        shared by the look between decisions and the decision it triggers."""
         if not self.near_ids:
             return None
-        return NearView(self._near_fetch, self.near_ids, self._near_var)
+        when, view = self._near
+        if when != now or view is None:
+            view = NearView(self._near_read, self.near_ids)
+            self._near = (now, view)
+        return view
 
-    def observe(self, now: float, only: set[str] | None = None,
+    def observe(self, now: float, signals: list[Signal] | None = None,
                 ) -> dict[str, JunctionObservation]:
-        """The junctions the controller wants to look at now. A lane's values are fetched when
-        the controller first asks for them (`LaneView`), not all of them every decision."""
+        """The junctions (of `signals`, default all) the controller wants to look at now. A
+        lane's values are read when the controller first asks for them (`LaneView`), not all
+        of them every decision."""
         needs = self.controller.needs_observation
-        lanes = self.lanes = LaneView(self.sim.lane_results, self.lane_length, self._vars)
+        lanes = self.lanes = LaneView(self._reads, self.lane_length)
         approach = ApproachView(self.feeders, lanes) if self.feeders else None
-        near = self._near_view()
+        near = self._near_view(now)
         green = Stage.GREEN
         out = {}
-        for tls, head, junction in self._signals:
-            if only is not None and tls not in only:
-                continue
+        for tls, head, junction in self._signals if signals is None else signals:
             on = head.stage is green
             elapsed = now - head.since if on else 0.0  # SignalHead.green_elapsed, inlined
             if not needs(on, elapsed):
@@ -196,29 +203,30 @@ class Twin:
             )
         return out
 
-    def _gapped_out(self, now: float) -> set[str]:
+    def _gapped_out(self, now: float) -> list[Signal]:
         """Between decisions: the junctions whose green the controller says is no longer used
-        (`Controller.gapped_out`, from the stop-line detectors)."""
-        near = self._near_view()
+        (`Controller.gapped_out`, from the stop-line detectors), in the order of `_signals`."""
+        near = self._near_view(now)
         if near is None:
-            return set()
+            return []
         check, looked, green = self.controller.gapped_out, self.looked, Stage.GREEN
         started = now - self.rules.min_green_s  # a green younger than that cannot end yet
-        out = set()
-        for tls, head, junction in self._signals:
+        out = []
+        for signal in self._signals:
+            tls, head, junction = signal
             if head.stage is not green or head.since > started or head.requested != head.phase \
                     or tls in looked:
                 continue
             if check(junction.phases[head.phase], now - head.since, near, junction.incoming):
-                out.add(tls)
+                out.append(signal)
         return out
 
     def _demand(self, tls: str, late: tuple[int, ...]) -> tuple[bool, ...] | None:
         """Per green phase: does any of its incoming lanes hold a vehicle (max-red rule).
         Only the `late` phases can be served by that rule before the next decision: the others
         count as without demand, and None when no phase is late. A lane the decision has read
-        is taken from its view; another is asked for its count alone (one native call, not a
-        lane state built from its subscription)."""
+        is taken from its view; another is asked for its count alone (one call, not a lane
+        state)."""
         if not late:
             return None
         seen, count, lanes = self.lanes, self.vehicle_count, self.phase_lanes[tls]
@@ -232,28 +240,33 @@ class Twin:
                     break
         return tuple(demand)
 
-    def _decide(self, now: float, early: set[str]) -> None:
-        """Observe, let the controller decide, and hand each junction's wish and max-red demand
-        to its head; a head given something new is due now. `early`: only those junctions (a
-        look between decisions), or every junction when empty."""
-        observations = self.observe(now, early or None)
+    def _decide(self, now: float, signals: list[Signal]) -> None:
+        """Observe `signals`, let the controller decide, and hand each junction's wish and
+        max-red demand to its head; a head given something new is due as soon as its state
+        may change (`SignalHead.quiet_until`: at once, or at the end of its yellow, or when a
+        waiting phase reaches the maximum red)."""
+        observations = self.observe(now, signals)
         wishes = self.controller.decide(observations)
         horizon = now + self.controller.decision_interval_s
-        starve = self._starve
         wake, due, demands = self.wake, self.due, self.demand
-        for tls, head, _ in self._signals:
-            if early and tls not in early:
-                continue
+        push, inf = heapq.heappush, float("inf")
+        for tls, head, _ in signals:
             # A junction left unobserved keeps its course (see `needs_observation`).
             wish = wishes.get(tls, head.target)
-            demand = (None if horizon - min(head.last_green) < starve  # none late: no demand
+            demand = (None if horizon - min(head.last_green) < head.starve_after_s  # none late
                       else self._demand(tls, head.late_phases(horizon)))
             if wish == head.requested and demand == demands.get(tls):
                 continue  # nothing new: its wake-up time stands
             head.request(wish)
             demands[tls] = demand
-            due[tls] = now
-            heapq.heappush(wake, (now, tls))
+            # Due when its state may change with the new wish and demand: now at the earliest,
+            # later for a yellow or a green that keeps its course (`SignalHead.quiet_until`).
+            when = head.quiet_until(demand)
+            if when < now:
+                when = now
+            due[tls] = when
+            if when != inf:
+                push(wake, (when, tls))
 
     def _control(self, now: float, decide: bool, check: bool = False) -> None:
         """Decide (at decision times) and tick the signal heads that are due. A head whose
@@ -261,16 +274,17 @@ class Twin:
         then (a heap of wake-up times): the same states, for a fraction of the calls."""
         if decide:
             self.looked.clear()
-            self._decide(now, set())
+            self._decide(now, self._signals)
         elif check:
             early = self._gapped_out(now)
             if early:
-                self.looked |= early
+                self.looked.update(tls for tls, _, _ in early)
                 self._decide(now, early)
         wake = self.wake
         if not wake or wake[0][0] > now:
             return
         due, heads, shown, demands = self.due, self.heads, self.shown, self.demand
+        set_state = self._set_state
         pop, push, inf = heapq.heappop, heapq.heappush, float("inf")
         while wake and wake[0][0] <= now:
             when, tls = pop(wake)
@@ -287,7 +301,7 @@ class Twin:
             if again != inf:
                 push(wake, (again, tls))
             if state != shown[tls]:
-                self.api.trafficlight.setRedYellowGreenState(tls, state)
+                set_state(tls, state)
                 shown[tls] = state
 
     def next_event(self) -> float:
