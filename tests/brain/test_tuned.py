@@ -8,8 +8,8 @@ from cityhub.brain.observations import JunctionObservation, LaneState, PhaseInfo
 from cityhub.brain.tuned import CityhubShared, shared_lanes_protected
 
 # North and south each reach the junction on one lane shared by a through movement and a left
-# turn (arterial4x4's approaches): the two-way through phase protects the through movements and
-# lets the left turns go permissively, the one-approach phase protects both of the north's.
+# turn: the two-way through phase protects the through movements and lets the left turns go
+# permissively, the one-approach phase protects both of the north's.
 SHARED = [[("n", "s_out")], [("n", "e_out")], [("s", "n_out")], [("s", "w_out")]]
 TWO_WAY = PhaseInfo.from_links("GgGg", SHARED)
 NORTH = PhaseInfo.from_links("GGrr", SHARED)
@@ -43,8 +43,9 @@ def test_a_permissive_movement_counts_as_protected_only_on_a_lane_the_phase_prot
 def test_v22_keeps_the_two_way_through_phase_for_a_shared_lane_queue() -> None:
     # A queue of 20 on the north's shared lane, 2 on the south's. v2.1 has the two-way phase
     # serve each shared lane only 0.75 (the left turn counting half), so the one-approach phase
-    # gains a quarter of the north's queue and gives up only the south: it switches, a yellow
-    # for one direction instead of two. v2.2 has the two-way phase serve both lanes in full.
+    # gains a quarter of the north's queue and gives up only the south's three quarters: it
+    # switches to a phase that moves one approach instead of two. v2.2 has the two-way phase
+    # serve both lanes in full: the one-approach phase gains nothing.
     lanes = {"n": LaneState(20, 20), "s": LaneState(2, 2)}
     assert _choose("cityhub@2.1", (TWO_WAY, NORTH), lanes) == 1
     assert _choose("cityhub@2.2", (TWO_WAY, NORTH), lanes) == 0

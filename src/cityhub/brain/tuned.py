@@ -2,15 +2,14 @@
 protects one of its movements.
 
 v2.0 and v2.1 say a phase serves the share of a lane's movements it lets go, a permissive (`g`)
-one counting `permissive_weight` (0.5). On a lane shared by a protected through movement and a
-permissive left turn, the through phase then serves only 0.75 of the lane, and a phase that
-protects both movements of that one approach (arterial4x4: `srrGGGsrrsrr`) gains a quarter of
-the lane for nothing when hardly anyone turns: the controller keeps leaving the two-way through
-phase for one-way phases. v2.2 counts a permissive movement as served in full on a lane where
-the same phase protects another movement (the lane's vehicles go, a turner waiting for a gap
-aside), and keeps `permissive_weight` for lanes whose only green in the phase is permissive (a
-dedicated turn lane waits for gaps in the opposing flow, and raising the weight everywhere
-gridlocked ingolstadt21).
+one counting `permissive_weight` (0.5). A lane shared by protected movements and a permissive
+one is then served 0.75-0.83 by its phase: leaving the phase gives up only part of the lane's
+queue, and a phase protecting every movement of one approach gains the rest. v2.2 counts a
+permissive movement as served in full on a lane where the same phase protects another movement
+(the lane's vehicles go, a turner waiting for a gap aside: arterial4x4, whose crossing
+arterials meet on such lanes, 716 -> 664 s), and keeps `permissive_weight` for lanes whose only
+green in the phase is permissive (a dedicated turn lane waits for gaps in the opposing flow;
+raising the weight for every lane gridlocked ingolstadt21).
 """
 
 from __future__ import annotations
