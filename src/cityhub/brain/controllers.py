@@ -205,6 +205,7 @@ def describe(controller: Controller) -> dict[str, Any]:
 # The platform's own controller registers like any plug-in; import it last (it imports this module).
 from cityhub.brain import adaptive as _adaptive  # noqa: E402
 from cityhub.brain import detecting as _detecting  # noqa: E402
+from cityhub.brain import tuned as _tuned  # noqa: E402
 
-__all__ = ["Controller", "_adaptive", "_detecting", "controller_names", "create_controller",
-           "register", "register_version"]
+__all__ = ["Controller", "_adaptive", "_detecting", "_tuned", "controller_names",
+           "create_controller", "register", "register_version"]
