@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,3 +88,37 @@ def test_a_wal_past_its_bound_is_restarted_in_the_writers_turn(tmp_path: Path) -
     finally:
         checkpoints.close()
         db.close()
+
+
+class _CloseWhileClearing(threading.Event):
+    """The checkpoint thread's wake-up, on which `clear` lets `close` run first: the moment
+    between the thread's stop check and its clearing of the wake-up."""
+
+    def __init__(self, closing: Callable[[], None]) -> None:
+        super().__init__()
+        self.closing = closing
+        self.closer: threading.Thread | None = None
+
+    def clear(self) -> None:
+        if self.closer is None:
+            self.closer = threading.Thread(target=self.closing, daemon=True)
+            self.closer.start()
+            wait_until(self.is_set)  # close has asked the thread to stop, and is joining it
+        super().clear()
+
+
+def test_closing_while_a_pass_begins_stops_the_thread(tmp_path: Path) -> None:
+    """A store closed just as a checkpoint pass begins must not hang in `close` (a test run
+    once waited there for ever: the pass cleared close's wake-up, then waited for another)."""
+    path = tmp_path / "hub.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    checkpoints = Checkpointer(lambda: sqlite3.connect(path, isolation_level=None),
+                               contextlib.nullcontext, interval_s=0.0)
+    wake_up = _CloseWhileClearing(checkpoints.close)
+    checkpoints._written = wake_up
+    checkpoints.wrote()
+    wait_until(lambda: wake_up.closer is not None)
+    assert wake_up.closer is not None
+    wake_up.closer.join(timeout=10)
+    assert not wake_up.closer.is_alive(), "close() still waits for the checkpoint thread"

@@ -69,9 +69,11 @@ class Checkpointer:
     def _run(self) -> None:
         # Nothing else copies the WAL back (the writers turned that off), so this thread
         # outlives any error: a failed pass, or a failed connection, is tried again later.
+        # `close` may come between the stop check and `clear`, which then clears its wake-up:
+        # so the loop asks for the stop again before it waits.
         conn: sqlite3.Connection | None = None
         try:
-            while True:
+            while not self._stop.is_set():
                 self._written.wait()
                 if self._stop.wait(self._interval_s):  # let writes gather between passes
                     return
