@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
@@ -107,7 +107,6 @@ class JunctionObservation:
     phase: int | None
     phase_elapsed_s: float
     target: int | None = None
-    extra: Mapping[str, float] = field(default_factory=dict)
     approach: Mapping[str, LaneState] | None = None
     """Per incoming lane, the lane together with the short lanes feeding it within the
     controller's reach (`approach_m`), when the observer can see them: a junction behind a 1-m
