@@ -64,6 +64,13 @@ class _Raced(Exception):
         self.found = found
 
 
+def _me() -> str:
+    """This hub process, as a handled batch records it: asked at each record, not at import,
+    so that a process forked after the import (a `serve --workers` supervisor's child) records
+    its own pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 # Dead letters: (tenant, device, source, reason, raw message).
 Letters = list[tuple[str, str, str, str, bytes]]
 
@@ -356,9 +363,3 @@ def _raw(measurement: Measurement) -> bytes:
 
 __all__ = ["AlreadyRegistered", "DeviceHub", "IngestResult", "InvalidDevice", "UnknownDevice"]
 
-
-def _me() -> str:
-    """This hub process, as a handled batch records it: asked at each record, not at import,
-    so that a process forked after the import (a `serve --workers` supervisor's child) records
-    its own pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"

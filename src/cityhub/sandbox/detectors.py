@@ -2,8 +2,8 @@
 signalised incoming lane, which tells a controller how many vehicles are that close to the
 stop line, exactly (the lane's own counts only say how many are somewhere on it).
 
-SUMO fills the detectors in C++ each step; the twin subscribes to their counts, so a gap check
-costs one lookup per lane of the green it looks at.
+SUMO fills the detectors in C++ each step; the twin reads a detector's count when a gap check
+asks for it (`Simulator.detector_count`), one call per lane of the green it looks at.
 """
 
 from __future__ import annotations

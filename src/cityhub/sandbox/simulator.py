@@ -12,7 +12,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,23 +28,37 @@ class Simulator:
 
     @property
     def subscribes(self) -> bool:
-        """Whether the twin should subscribe to the values it reads. Over TraCI yes: they come
-        with each step, where a read is a round trip. Under libsumo no: a subscription makes
-        SUMO compute its values every step (240 lanes: about half the step's own cost on
-        grid4x4), a read costs one C call when it is needed."""
+        """Whether the values the twin reads come from subscriptions (`watch`). Over TraCI
+        yes: they come with each step, where a read is a round trip. Under libsumo no: a
+        subscription makes SUMO compute its values every step (240 lanes: about half the
+        step's own cost on grid4x4), a read costs one C call when it is needed."""
         return self.backend != "libsumo"
+
+    def watch(self, lanes: Iterable[str], detectors: Iterable[str]) -> None:
+        """Make `lane_reads` and `detector_count` work for these lanes and lane-area detectors:
+        over TraCI, subscribe to them (`subscribes`); under libsumo there is nothing to do."""
+        if not self.subscribes:
+            return
+        for lane in lanes:
+            self.api.lane.subscribe(lane, self._lane_variables)
+        count = (self.api.constants.LAST_STEP_VEHICLE_NUMBER,)
+        for detector in detectors:
+            self.api.lanearea.subscribe(detector, count)
+
+    @property
+    def _lane_variables(self) -> tuple[int, int, int]:
+        constants = self.api.constants
+        return (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
+                constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
 
     def lane_reads(self) -> tuple[Callable[[str], int], Callable[[str], int],
                                   Callable[[str], float]]:
         """Lane id -> halted vehicles, vehicles, summed waiting time now: libsumo's getters, or
-        over TraCI the lane's subscription results (`subscribes`)."""
-        constants = self.api.constants
-        variables = (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
-                     constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
+        over TraCI the subscription results of a lane given to `watch`."""
         if self.subscribes:
             results = self.api.lane.getSubscriptionResults
             return tuple(  # type: ignore[return-value]
-                lambda lane, var=var: results(lane)[var] for var in variables)
+                lambda lane, var=var: results(lane)[var] for var in self._lane_variables)
         lane = self.api.lane
         return (self.native("lane_getLastStepHaltingNumber", lane.getLastStepHaltingNumber),
                 self.native("lane_getLastStepVehicleNumber", lane.getLastStepVehicleNumber),

@@ -154,19 +154,6 @@ class Twin:
             self.api.trafficlight.setRedYellowGreenState(junction.tls_id, states[first])
         self._signals = [(j.tls_id, self.heads[j.tls_id], j) for j in self.junctions]
 
-    def _subscribe(self) -> None:
-        """Over TraCI, one subscription per watched lane and detector: their values then come
-        with each step (`Simulator.subscribes`). Under libsumo they are read when asked."""
-        if not self.sim.subscribes:
-            return
-        constants = self.api.constants
-        variables = (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
-                     constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
-        for lane in self.watched:
-            self.api.lane.subscribe(lane, variables)
-        for detector in self.near_ids.values():
-            self.api.lanearea.subscribe(detector, (constants.LAST_STEP_VEHICLE_NUMBER,))
-
     def _near_view(self, now: float) -> NearView | None:
         """The stop-line detector counts at `now` (None without detectors): one view per step,
         shared by the look between decisions and the decision it triggers."""
@@ -357,7 +344,7 @@ class Twin:
         native = self.controller.native_program is not None
         if not native:
             self._take_over(begin)
-            self._subscribe()
+            self.sim.watch(self.watched, self.near_ids.values())
         interval = self.controller.decision_interval_s
         check_every = self.controller.gap_check_s if self.near_ids else 0.0
         now = float(api.simulation.getTime())
