@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from cityhub.brain.controllers import Controller, register
-from cityhub.brain.observations import JunctionObservation, PhaseInfo
+from cityhub.brain.observations import VEHICLE_M, JunctionObservation, PhaseInfo
 
 Weights = tuple[tuple[int, float], ...]
 """(lane index, weight) pairs."""
 
 
 @dataclass(frozen=True)
-class _Plan:
+class PhasePlan:
     """A junction's phases, precomputed once: its lanes, their exits, and per pair of phases
     (current, other) the lanes the other serves more (gain) and less (loss)."""
 
@@ -52,7 +52,9 @@ class _Plan:
     """Per current phase: (other phase, its gain, its loss) for every other phase that gains."""
 
 
-def _plan(phases: tuple[PhaseInfo, ...], permissive: float) -> _Plan:
+def phase_plan(phases: tuple[PhaseInfo, ...], permissive: float) -> PhasePlan:
+    """The plan of `phases`: a phase serves the share of a lane's movements it lets go, a
+    permissive movement (`g` in a phase that protects others) counting `permissive`."""
     movements: dict[str, set[str]] = {}
     for phase in phases:
         for lane, out in phase.movements:
@@ -75,7 +77,7 @@ def _plan(phases: tuple[PhaseInfo, ...], permissive: float) -> _Plan:
 
     gain = tuple(tuple(diff(other, cur) for other in service) for cur in service)
     loss = tuple(tuple(diff(cur, other) for other in service) for cur in service)
-    return _Plan(
+    return PhasePlan(
         phases, lanes, tuple(tuple(sorted(movements[lane])) for lane in lanes),
         tuple(p.main_incoming for p in phases), gain, loss,
         tuple(tuple((other, gain[cur][other], loss[cur][other]) for other in range(len(phases))
@@ -110,15 +112,15 @@ class CityhubAdaptive(Controller):
 
     def __init__(self, **config: float) -> None:
         super().__init__(**config)
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[str, PhasePlan] = {}
 
     def needs_observation(self, green: bool, elapsed_s: float) -> bool:
         return green and elapsed_s >= self.config["min_green_s"]
 
-    def _plan_for(self, obs: JunctionObservation) -> _Plan:
+    def _plan_for(self, obs: JunctionObservation) -> PhasePlan:
         plan = self._plans.get(obs.junction_id)
         if plan is None or plan.phases is not obs.phases:
-            plan = self._plans[obs.junction_id] = _plan(
+            plan = self._plans[obs.junction_id] = phase_plan(
                 obs.phases, self.config["permissive_weight"])
         return plan
 
@@ -176,7 +178,7 @@ class CityhubAdaptive(Controller):
                     exit_state = lanes[out]
                 except KeyError:
                     break  # an unseen exit is empty
-                if exit_state[1] * 7.5 < spill * max(exit_state[3], 7.5):
+                if exit_state[1] * VEHICLE_M < spill * max(exit_state[3], VEHICLE_M):
                     break
             else:  # every exit full: green would only block the box
                 return 0.0

@@ -26,10 +26,7 @@ from typing import ClassVar
 
 from cityhub.brain.adaptive import CityhubAdaptive
 from cityhub.brain.controllers import register_version
-from cityhub.brain.observations import EMPTY_LANE, JunctionObservation, PhaseInfo
-
-VEHICLE_M = 7.5
-"""Road taken by one queued vehicle (as `LaneState.fill`)."""
+from cityhub.brain.observations import EMPTY_LANE, VEHICLE_M, JunctionObservation, PhaseInfo
 
 
 @register_version

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
+VEHICLE_M = 7.5
+"""Road taken by one queued vehicle, gap included: a lane's storage is its length over this."""
+
 
 class LaneState(NamedTuple):
     """One lane at one instant: halted vehicles, all vehicles, their summed waiting time.
@@ -30,8 +33,8 @@ class LaneState(NamedTuple):
 
     @property
     def fill(self) -> float:
-        """Share of the lane's storage taken (7.5 m per vehicle), 0-1."""
-        return min(1.0, self.vehicles * 7.5 / max(self.length_m, 7.5))
+        """Share of the lane's storage taken (`VEHICLE_M` per vehicle), 0-1."""
+        return min(1.0, self.vehicles * VEHICLE_M / max(self.length_m, VEHICLE_M))
 
 
 EMPTY_LANE = LaneState(0, 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cityhub.brain.adaptive import _Plan, _plan
+from cityhub.brain.adaptive import PhasePlan, phase_plan
 from cityhub.brain.controllers import register_version
 from cityhub.brain.detecting import CityhubDetecting
 from cityhub.brain.observations import JunctionObservation, PhaseInfo
@@ -40,13 +40,13 @@ class CityhubShared(CityhubDetecting):
 
     def __init__(self, **config: float) -> None:
         super().__init__(**config)
-        self._shared: dict[str, tuple[tuple[PhaseInfo, ...], _Plan]] = {}
+        self._shared: dict[str, tuple[tuple[PhaseInfo, ...], PhasePlan]] = {}
 
-    def _plan_for(self, obs: JunctionObservation) -> _Plan:
+    def _plan_for(self, obs: JunctionObservation) -> PhasePlan:
         cached = self._shared.get(obs.junction_id)
         if cached is not None and cached[0] is obs.phases:
             return cached[1]
-        plan = _plan(tuple(shared_lanes_protected(p) for p in obs.phases),
+        plan = phase_plan(tuple(shared_lanes_protected(p) for p in obs.phases),
                      self.config["permissive_weight"])
         self._shared[obs.junction_id] = (obs.phases, plan)
         return plan
