@@ -111,7 +111,7 @@ assert 0 < metrics["control_s"] < metrics["wall_s"], metrics
 
 def test_the_loop_freezes_the_heap_only_while_it_runs(small_grid: Scenario,
                                                        tmp_path: Path) -> None:
-    # A full collection walking every imported object once cost grid4x4 a sixth of its control
+    # A full collection walking every imported object once cost grid4x4 a tenth of its control
     # time; a program that runs the twin in its own process must get its collector back.
     done = subprocess.run([sys.executable, "-c", RUN_IN_PROCESS, str(small_grid.config),
                            str(tmp_path / "out")], capture_output=True, text=True,

@@ -47,6 +47,6 @@ class CityhubShared(CityhubDetecting):
         if cached is not None and cached[0] is obs.phases:
             return cached[1]
         plan = phase_plan(tuple(shared_lanes_protected(p) for p in obs.phases),
-                     self.config["permissive_weight"])
+                          self.config["permissive_weight"])
         self._shared[obs.junction_id] = (obs.phases, plan)
         return plan

@@ -337,15 +337,16 @@ class Twin:
             observer: Observer | None = None, observer_every_s: float = 60.0) -> RunRecord:
         # libsumo steps SUMO on this thread: the thread's CPU time splits simulation from
         # control without counting what other processes on a shared machine take. Not the
-        # process's CPU time: that also counts the progress bar's thread, and reading it cost
-        # 69 µs a call inside this loop (5 µs for the thread's), paid twice per controlled
-        # step and landing in the control time. Over TraCI, SUMO is another process: wall time.
+        # process's CPU time: that also counts the progress bar's thread, and while the test
+        # suite loaded the machine a read of it cost 69 µs on average (5 µs for the thread's),
+        # paid twice per controlled step, half in the control time. Over TraCI, SUMO is
+        # another process: wall time.
         clock = time.thread_time if self.sim.backend == "libsumo" else time.perf_counter
         self.record.clock = "thread-cpu" if clock is time.thread_time else "wall"
         # The objects that exist now (the network, the plans, every imported module) live as
         # long as the run: frozen, a full collection no longer walks them. One such pass over
-        # the ~150,000 objects of a CLI run cost 70-90 ms, a sixth of grid4x4's control time,
-        # wherever the loop happened to be.
+        # the ~150,000 objects of a CLI run cost 52-90 ms, and fell inside grid4x4's control
+        # time (a tenth of it) where the loop's allocations happened to set it off.
         gc.freeze()
         try:
             return self._loop(begin, end, clock, progress, observer, observer_every_s)
