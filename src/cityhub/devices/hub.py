@@ -362,4 +362,3 @@ def _raw(measurement: Measurement) -> bytes:
 
 
 __all__ = ["AlreadyRegistered", "DeviceHub", "IngestResult", "InvalidDevice", "UnknownDevice"]
-

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cityhub.sandbox.lane_view import LaneReads
+
 
 @dataclass
 class Simulator:
@@ -51,8 +53,7 @@ class Simulator:
         return (constants.LAST_STEP_VEHICLE_HALTING_NUMBER,
                 constants.LAST_STEP_VEHICLE_NUMBER, constants.VAR_WAITING_TIME)
 
-    def lane_reads(self) -> tuple[Callable[[str], int], Callable[[str], int],
-                                  Callable[[str], float]]:
+    def lane_reads(self) -> LaneReads:
         """Lane id -> halted vehicles, vehicles, summed waiting time now: libsumo's getters, or
         over TraCI the subscription results of a lane given to `watch`."""
         if self.subscribes:
