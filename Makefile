@@ -11,18 +11,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# setup.py compiles the twin's control loop with mypyc; the editable install puts the
+# extensions beside their sources, so an edited source there is compiled again (COMPILED).
+COMPILED := $(VENV)/.compiled
+COMPILED_SOURCES := setup.py $(wildcard src/cityhub/brain/*.py src/cityhub/sandbox/*.py)
+
+$(STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	touch $@ $(COMPILED)
+
+$(DEV_STAMP): pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP) $(COMPILED)
+
+$(COMPILED): $(COMPILED_SOURCES) | $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@ $(STAMP)
-
-demo: $(STAMP)
+demo: $(STAMP) $(COMPILED)
 	$(BIN)/cityhub demo
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(COMPILED)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -33,13 +42,14 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-pytest: $(DEV_STAMP)
+pytest: $(DEV_STAMP) $(COMPILED)
 	$(BIN)/pytest -q
 
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) $(COMPILED)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/query.py
 
 clean:
-	rm -rf $(VENV) .cityhub .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cityhub .pytest_cache .mypy_cache .ruff_cache build
+	find src -name '*.so' -delete

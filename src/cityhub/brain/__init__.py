@@ -3,3 +3,9 @@
 Pure domain code (stdlib and numpy only): no simulator, no HTTP. The SUMO twin (`cityhub.sandbox`)
 and the live hub loop feed the same observations in and apply the same decisions.
 """
+
+# The built-in controllers register on import. Importing them here, not from the bottom of
+# `controllers` (which they import), lets any brain module be imported first.
+from cityhub.brain import adaptive, controllers, detecting, tuned
+
+__all__ = ["adaptive", "controllers", "detecting", "tuned"]

@@ -27,11 +27,12 @@ Rule (version 2.0, one configuration for every district), every `decision_interv
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 from cityhub.brain.controllers import Controller, register
-from cityhub.brain.observations import VEHICLE_M, JunctionObservation, PhaseInfo
+from cityhub.brain.observations import VEHICLE_M, JunctionObservation, LaneState, PhaseInfo
 
 Weights = tuple[tuple[int, float], ...]
 """(lane index, weight) pairs."""
@@ -85,7 +86,6 @@ def phase_plan(phases: tuple[PhaseInfo, ...], permissive: float) -> PhasePlan:
     )
 
 
-@register
 class CityhubAdaptive(Controller):
     """Approach-aware MAXWAVE with differential phase comparison, gap-out, switching cost and a
     spill-back guard."""
@@ -113,6 +113,10 @@ class CityhubAdaptive(Controller):
     def __init__(self, **config: float) -> None:
         super().__init__(**config)
         self._plans: dict[str, PhasePlan] = {}
+        cfg = self.config  # the scoring's settings, read once: `_worth` runs for every lane
+        self._spill, self._moving, self._wait = (cfg["spill_fill"], cfg["moving_weight"],
+                                                 cfg["wait_weight"])
+        self._reach, self._scale = cfg["range_m"], cfg["wait_scale_s"]
 
     def needs_observation(self, green: bool, elapsed_s: float) -> bool:
         return green and elapsed_s >= self.config["min_green_s"]
@@ -123,6 +127,37 @@ class CityhubAdaptive(Controller):
             plan = self._plans[obs.junction_id] = phase_plan(
                 obs.phases, self.config["permissive_weight"])
         return plan
+
+    def _worth(self, lane_id: str, exits: tuple[str, ...], lanes: Mapping[str, LaneState],
+               approach: Mapping[str, LaneState] | None) -> float:
+        """What serving lane `lane_id` (leaving by `exits`) is worth now (see the module
+        docstring): its approach where the observer sees one, else the lane alone, else an
+        empty lane."""
+        state = approach.get(lane_id) if approach is not None else None
+        if state is None:
+            try:
+                state = lanes[lane_id]
+            except KeyError:
+                return 0.0  # an unseen lane is empty
+        queue, vehicles, waiting, length = state
+        if not vehicles:
+            return 0.0
+        spill = self._spill
+        for out in exits:  # is an exit not full? (LaneState.fill, inlined: hot path)
+            try:
+                exit_state = lanes[out]
+            except KeyError:
+                break  # an unseen exit is empty
+            if exit_state[1] * VEHICLE_M < spill * max(exit_state[3], VEHICLE_M):
+                break
+        else:  # every exit full: green would only block the box
+            return 0.0
+        near = (vehicles - queue) * min(1.0, self._reach / max(length, 1.0))
+        worth = queue + self._moving * near + self._wait * waiting
+        scale = self._scale
+        if scale and queue:
+            worth += queue * (waiting / queue / scale) ** 2
+        return worth
 
     def _active(self, obs: JunctionObservation, index: int) -> float:
         """Vehicles the current green still serves: queued or close to the stop line."""
@@ -155,39 +190,6 @@ class CityhubAdaptive(Controller):
         plan = self._plan_for(obs)
         ids, exits = plan.lanes, plan.exits
         lanes, approach = obs.lanes, obs.approach
-        chained = approach.get if approach is not None else None
-        spill, moving, wait, reach, scale = (cfg["spill_fill"], cfg["moving_weight"],
-                                             cfg["wait_weight"], cfg["range_m"],
-                                             cfg["wait_scale_s"])
-
-        def value(i: int) -> float:
-            """What serving lane `i` of the plan is worth now (see the module docstring): its
-            approach where the observer sees one, else the lane alone, else an empty lane."""
-            lane_id = ids[i]
-            state = chained(lane_id) if chained is not None else None
-            if state is None:
-                try:
-                    state = lanes[lane_id]
-                except KeyError:
-                    return 0.0  # an unseen lane is empty
-            queue, vehicles, waiting, length = state
-            if not vehicles:
-                return 0.0
-            for out in exits[i]:  # is an exit not full? (LaneState.fill, inlined: hot path)
-                try:
-                    exit_state = lanes[out]
-                except KeyError:
-                    break  # an unseen exit is empty
-                if exit_state[1] * VEHICLE_M < spill * max(exit_state[3], VEHICLE_M):
-                    break
-            else:  # every exit full: green would only block the box
-                return 0.0
-            near = (vehicles - queue) * min(1.0, reach / max(length, 1.0))
-            worth = queue + moving * near + wait * waiting
-            if scale and queue:
-                worth += queue * (waiting / queue / scale) ** 2
-            return worth
-
         # A lane is scored when a phase comparison first uses it. While the green is used, a
         # phase wins only with a net gain above the margin, and net <= gain (the losses are
         # >= 0): one that gains no more cannot win, and its losses are not scored. Decisions
@@ -201,7 +203,7 @@ class CityhubAdaptive(Controller):
             for i, w in gains:
                 v = values[i]
                 if v is None:
-                    v = values[i] = value(i)
+                    v = values[i] = self._worth(ids[i], exits[i], lanes, approach)
                 gain += v * w
             if gain <= floor:
                 continue
@@ -209,7 +211,7 @@ class CityhubAdaptive(Controller):
             for i, w in losses:
                 v = values[i]
                 if v is None:
-                    v = values[i] = value(i)
+                    v = values[i] = self._worth(ids[i], exits[i], lanes, approach)
                 net -= cost * v * w
             if net > best_net:
                 best, best_net = other, net
@@ -218,3 +220,6 @@ class CityhubAdaptive(Controller):
         if not active or elapsed >= cfg["max_green_s"]:
             return best  # gap-out, or the maximum green
         return best if best_net > cfg["switch_margin"] else current
+
+
+register(CityhubAdaptive)

@@ -1,8 +1,10 @@
 """Signal controllers, registered by name: observations in, phase decisions out.
 
-Built-ins register exactly as a plug-in would (`@register`). A controller never touches a
-simulator or the hub: the twin (`cityhub.sandbox.twin`) and the live loop (`cityhub.sandbox.live`)
-build `JunctionObservation`s and pass every decision through the signal layer (`brain.safety`).
+Built-ins register as a plug-in would, with `register(cls)`, but after the class rather than
+as its decorator: they are compiled (setup.py), and mypyc compiles a decorated class as a plain
+Python class. A plug-in may use `@register`. A controller never touches a simulator or the
+hub: the twin (`cityhub.sandbox.twin`) and the live loop (`cityhub.sandbox.live`) build
+`JunctionObservation`s and pass every decision through the signal layer (`brain.safety`).
 `fixed` and `actuated` also name a SUMO program (`native_program`): in the twin they run the
 network's own static program or SUMO's own actuation; live, their `decide` stands in for them.
 """
@@ -14,9 +16,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from cityhub.brain.observations import Decisions, JunctionObservation, PhaseInfo
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled (setup.py); plug-ins subclass it
 class Controller:
     """Base of every controller: a name, a version, a configuration and `decide`."""
 
@@ -113,7 +118,6 @@ def _current(obs: JunctionObservation) -> int:
     return obs.phase if obs.phase is not None else (obs.target or 0)
 
 
-@register
 class FixedTime(Controller):
     """The network's own fixed-time program (live: cycles the green phases by their durations)."""
 
@@ -128,7 +132,9 @@ class FixedTime(Controller):
         return current
 
 
-@register
+register(FixedTime)
+
+
 class Actuated(Controller):
     """SUMO's own gap-based actuation (live: extend while vehicles arrive, up to max green)."""
 
@@ -148,12 +154,14 @@ class Actuated(Controller):
         return (current + 1) % len(obs.phases)
 
 
+register(Actuated)
+
+
 def _argmax(scores: list[float], prefer: int) -> int:
     best = max(scores)
     return prefer if scores[prefer] >= best else scores.index(best)
 
 
-@register
 class Greedy(Controller):
     """RESCO's MAXWAVE: serve the phase whose main movements hold most queued plus approaching
     vehicles within the detection range (RESCO: 200 m)."""
@@ -171,7 +179,9 @@ class Greedy(Controller):
         return _argmax(scores, _current(obs))
 
 
-@register
+register(Greedy)
+
+
 class MaxPressure(Controller):
     """Max-pressure (Varaiya; RESCO's MAXPRESSURE): serve the phase whose main movements have the
     largest upstream-minus-downstream queue (halted vehicles)."""
@@ -188,6 +198,9 @@ class MaxPressure(Controller):
         return _argmax(scores, _current(obs))
 
 
+register(MaxPressure)
+
+
 ControllerFactory = Callable[..., Controller]
 
 
@@ -200,12 +213,3 @@ def describe(controller: Controller) -> dict[str, Any]:
         "config": dict(controller.config),
         "native_program": controller.native_program,
     }
-
-
-# The platform's own controller registers like any plug-in; import it last (it imports this module).
-from cityhub.brain import adaptive as _adaptive  # noqa: E402
-from cityhub.brain import detecting as _detecting  # noqa: E402
-from cityhub.brain import tuned as _tuned  # noqa: E402
-
-__all__ = ["Controller", "_adaptive", "_detecting", "_tuned", "controller_names",
-           "create_controller", "register", "register_version"]

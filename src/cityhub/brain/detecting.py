@@ -29,7 +29,6 @@ from cityhub.brain.controllers import register_version
 from cityhub.brain.observations import EMPTY_LANE, VEHICLE_M, JunctionObservation, PhaseInfo
 
 
-@register_version
 class CityhubDetecting(CityhubAdaptive):
     """v2.0 with gap-outs from stop-line detectors at light load."""
 
@@ -92,3 +91,6 @@ class CityhubDetecting(CityhubAdaptive):
             if total >= gap_veh:
                 return False  # counts are >= 0: the sum can only grow, its other lanes unread
         return self._light(near, incoming)
+
+
+register_version(CityhubDetecting)

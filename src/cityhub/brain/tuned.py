@@ -31,7 +31,6 @@ def shared_lanes_protected(phase: PhaseInfo) -> PhaseInfo:
     return replace(phase, protected=phase.protected + shared) if shared else phase
 
 
-@register_version
 class CityhubShared(CityhubDetecting):
     """v2.1 with a shared lane served in full by the phase that protects one of its movements."""
 
@@ -50,3 +49,6 @@ class CityhubShared(CityhubDetecting):
                           self.config["permissive_weight"])
         self._shared[obs.junction_id] = (obs.phases, plan)
         return plan
+
+
+register_version(CityhubShared)
