@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cityhub.brain.controllers as controllers  # first: it loads cityhub's modules in order
+import cityhub.brain.controllers as controllers
 from cityhub.brain.adaptive import CityhubAdaptive
 from cityhub.brain.detecting import CityhubDetecting
 from cityhub.brain.observations import EMPTY_LANE, JunctionObservation, LaneState, PhaseInfo
@@ -119,3 +119,24 @@ def test_a_gapped_out_look_stops_at_the_first_vehicle() -> None:
     assert read == list(through.main_incoming[:2])
     assert detecting.gapped_out(through, 20.0, Near(dict.fromkeys(INCOMING, 0.0)),
                                 tuple(INCOMING))
+
+
+def _definition(name: str, obs: JunctionObservation) -> int:
+    """RESCO's MAXWAVE and max-pressure as written: every phase's lanes read and summed."""
+    if name == "greedy":
+        scores = [sum(obs.lane(lane).detected(200.0) for lane in phase.main_incoming)
+                  for phase in obs.phases]
+    else:
+        scores = [float(sum(obs.lane(i).queue - obs.lane(o).queue
+                            for i, o in phase.main_movements)) for phase in obs.phases]
+    current = obs.phase if obs.phase is not None else 0
+    best = max(scores)
+    return current if scores[current] >= best else scores.index(best)
+
+
+@settings(max_examples=500, deadline=None)
+@given(OBSERVATIONS)
+def test_baselines_read_each_lane_once_and_decide_by_their_definition(
+        obs: JunctionObservation) -> None:
+    for name in ("greedy", "max-pressure"):
+        assert controllers.create_controller(name).choose(obs) == _definition(name, obs)

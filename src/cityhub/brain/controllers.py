@@ -162,7 +162,41 @@ def _argmax(scores: list[float], prefer: int) -> int:
     return prefer if scores[prefer] >= best else scores.index(best)
 
 
-class Greedy(Controller):
+LanePlan = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]
+"""A junction's distinct lanes, and per phase the indexes of its lanes among them in order."""
+
+
+def lane_plan(phases: tuple[PhaseInfo, ...],
+              lanes_of: Callable[[PhaseInfo], tuple[str, ...]]) -> LanePlan:
+    """The lanes `lanes_of` names for each phase, each read once per decision: a lane that
+    several phases or movements share is scored once, and each phase sums its own in order."""
+    index: dict[str, int] = {}
+    per_phase = tuple(tuple(index.setdefault(lane, len(index)) for lane in lanes_of(phase))
+                      for phase in phases)
+    return tuple(index), per_phase
+
+
+class _Scoring(Controller):
+    """A baseline that scores each phase by summing per-lane figures (`lane_plan`), cached per
+    junction for as long as its phases stay the same."""
+
+    def __init__(self, **config: float) -> None:
+        super().__init__(**config)
+        self._plans: dict[str, tuple[tuple[PhaseInfo, ...], LanePlan]] = {}
+
+    def _lanes_of(self, phase: PhaseInfo) -> tuple[str, ...]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _plan(self, obs: JunctionObservation) -> LanePlan:
+        cached = self._plans.get(obs.junction_id)
+        if cached is not None and cached[0] is obs.phases:
+            return cached[1]
+        plan = lane_plan(obs.phases, self._lanes_of)
+        self._plans[obs.junction_id] = (obs.phases, plan)
+        return plan
+
+
+class Greedy(_Scoring):
     """RESCO's MAXWAVE: serve the phase whose main movements hold most queued plus approaching
     vehicles within the detection range (RESCO: 200 m)."""
 
@@ -170,19 +204,26 @@ class Greedy(Controller):
     resco_timing = True
     defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0, "range_m": 200.0}
 
+    def _lanes_of(self, phase: PhaseInfo) -> tuple[str, ...]:
+        return phase.main_incoming
+
     def choose(self, obs: JunctionObservation) -> int:
         reach = self.config["range_m"]
-        scores = [
-            sum(obs.lane(lane).detected(reach) for lane in phase.main_incoming)
-            for phase in obs.phases
-        ]
+        lanes, per_phase = self._plan(obs)
+        detected = [obs.lane(lane).detected(reach) for lane in lanes]
+        scores = []
+        for indexes in per_phase:
+            total = 0.0
+            for k in indexes:
+                total += detected[k]
+            scores.append(total)
         return _argmax(scores, _current(obs))
 
 
 register(Greedy)
 
 
-class MaxPressure(Controller):
+class MaxPressure(_Scoring):
     """Max-pressure (Varaiya; RESCO's MAXPRESSURE): serve the phase whose main movements have the
     largest upstream-minus-downstream queue (halted vehicles)."""
 
@@ -190,11 +231,18 @@ class MaxPressure(Controller):
     resco_timing = True
     defaults: ClassVar[dict[str, float]] = {"decision_interval_s": 10.0}
 
+    def _lanes_of(self, phase: PhaseInfo) -> tuple[str, ...]:
+        return tuple(lane for movement in phase.main_movements for lane in movement)
+
     def choose(self, obs: JunctionObservation) -> int:
-        scores = [
-            float(sum(obs.lane(i).queue - obs.lane(o).queue for i, o in phase.main_movements))
-            for phase in obs.phases
-        ]
+        lanes, per_phase = self._plan(obs)
+        queue = [obs.lane(lane).queue for lane in lanes]
+        scores = []
+        for indexes in per_phase:  # (incoming, outgoing) of each main movement, in turn
+            total = 0.0
+            for n in range(0, len(indexes), 2):
+                total += queue[indexes[n]] - queue[indexes[n + 1]]
+            scores.append(total)
         return _argmax(scores, _current(obs))
 
 
