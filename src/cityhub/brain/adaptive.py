@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from cityhub.brain.controllers import Controller, register
+from cityhub.brain.controllers import Controller, PhaseCache, register
 from cityhub.brain.observations import VEHICLE_M, JunctionObservation, LaneState, PhaseInfo
 
 Weights = tuple[tuple[int, float], ...]
@@ -112,7 +112,7 @@ class CityhubAdaptive(Controller):
 
     def __init__(self, **config: float) -> None:
         super().__init__(**config)
-        self._plans: dict[str, PhasePlan] = {}
+        self._plans = PhaseCache(self._build_plan)
         cfg = self.config  # the scoring's settings, read once: `_worth` runs for every lane
         self._spill, self._moving, self._wait = (cfg["spill_fill"], cfg["moving_weight"],
                                                  cfg["wait_weight"])
@@ -121,12 +121,11 @@ class CityhubAdaptive(Controller):
     def needs_observation(self, green: bool, elapsed_s: float) -> bool:
         return green and elapsed_s >= self.config["min_green_s"]
 
+    def _build_plan(self, phases: tuple[PhaseInfo, ...]) -> PhasePlan:
+        return phase_plan(phases, self.config["permissive_weight"])
+
     def _plan_for(self, obs: JunctionObservation) -> PhasePlan:
-        plan = self._plans.get(obs.junction_id)
-        if plan is None or plan.phases is not obs.phases:
-            plan = self._plans[obs.junction_id] = phase_plan(
-                obs.phases, self.config["permissive_weight"])
-        return plan
+        return self._plans.get(obs)
 
     def _worth(self, lane_id: str, exits: tuple[str, ...], lanes: Mapping[str, LaneState],
                approach: Mapping[str, LaneState] | None) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -162,6 +162,8 @@ def _argmax(scores: list[float], prefer: int) -> int:
     return prefer if scores[prefer] >= best else scores.index(best)
 
 
+_Plan = TypeVar("_Plan")
+
 LanePlan = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]
 """A junction's distinct lanes, and per phase the indexes of its lanes among them in order."""
 
@@ -176,24 +178,35 @@ def lane_plan(phases: tuple[PhaseInfo, ...],
     return tuple(index), per_phase
 
 
+class PhaseCache(Generic[_Plan]):
+    """Per junction, what `build` derives from its phases, kept for as long as its observations
+    carry the same phases (the same tuple): a controller's plans, made once, not per decision."""
+
+    def __init__(self, build: Callable[[tuple[PhaseInfo, ...]], _Plan]) -> None:
+        self._build = build
+        self._cached: dict[str, tuple[tuple[PhaseInfo, ...], _Plan]] = {}
+
+    def get(self, obs: JunctionObservation) -> _Plan:
+        cached = self._cached.get(obs.junction_id)
+        if cached is not None and cached[0] is obs.phases:
+            return cached[1]
+        plan = self._build(obs.phases)
+        self._cached[obs.junction_id] = (obs.phases, plan)
+        return plan
+
+
 class _Scoring(Controller):
-    """A baseline that scores each phase by summing per-lane figures (`lane_plan`), cached per
-    junction for as long as its phases stay the same."""
+    """A baseline that scores each phase by summing per-lane figures (`lane_plan`)."""
 
     def __init__(self, **config: float) -> None:
         super().__init__(**config)
-        self._plans: dict[str, tuple[tuple[PhaseInfo, ...], LanePlan]] = {}
+        self._plans = PhaseCache(lambda phases: lane_plan(phases, self._lanes_of))
 
     def _lanes_of(self, phase: PhaseInfo) -> tuple[str, ...]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def _plan(self, obs: JunctionObservation) -> LanePlan:
-        cached = self._plans.get(obs.junction_id)
-        if cached is not None and cached[0] is obs.phases:
-            return cached[1]
-        plan = lane_plan(obs.phases, self._lanes_of)
-        self._plans[obs.junction_id] = (obs.phases, plan)
-        return plan
+        return self._plans.get(obs)
 
 
 class Greedy(_Scoring):

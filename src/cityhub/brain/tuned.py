@@ -19,7 +19,7 @@ from dataclasses import replace
 from cityhub.brain.adaptive import PhasePlan, phase_plan
 from cityhub.brain.controllers import register_version
 from cityhub.brain.detecting import CityhubDetecting
-from cityhub.brain.observations import JunctionObservation, PhaseInfo
+from cityhub.brain.observations import PhaseInfo
 
 
 def shared_lanes_protected(phase: PhaseInfo) -> PhaseInfo:
@@ -37,18 +37,9 @@ class CityhubShared(CityhubDetecting):
     name = "cityhub"
     version = "2.2"
 
-    def __init__(self, **config: float) -> None:
-        super().__init__(**config)
-        self._shared: dict[str, tuple[tuple[PhaseInfo, ...], PhasePlan]] = {}
-
-    def _plan_for(self, obs: JunctionObservation) -> PhasePlan:
-        cached = self._shared.get(obs.junction_id)
-        if cached is not None and cached[0] is obs.phases:
-            return cached[1]
-        plan = phase_plan(tuple(shared_lanes_protected(p) for p in obs.phases),
+    def _build_plan(self, phases: tuple[PhaseInfo, ...]) -> PhasePlan:
+        return phase_plan(tuple(shared_lanes_protected(p) for p in phases),
                           self.config["permissive_weight"])
-        self._shared[obs.junction_id] = (obs.phases, plan)
-        return plan
 
 
 register_version(CityhubShared)
