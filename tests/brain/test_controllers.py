@@ -48,7 +48,7 @@ def test_cityhub_does_not_send_traffic_into_a_full_exit() -> None:
 
 def test_cityhub_version_identity_changes_with_configuration() -> None:
     a, b = create_controller("cityhub"), create_controller("cityhub", switch_margin=3)
-    assert a.identity.startswith("cityhub@2.0#")
+    assert a.identity.startswith("cityhub@2.2#")
     assert a.identity != b.identity
 
 

@@ -1,4 +1,5 @@
-"""Phases read from a junction's links, and how the demand-based controllers count them."""
+"""Phases read from a junction's links, and how the demand-based controllers count them
+(`cityhub`'s rules as v2.0 states them: v2.1 and v2.2, the default, build on them)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_cityhub_gaps_out_when_its_green_is_no_longer_used() -> None:
     # Nothing left near the north-south stop lines, a few vehicles waiting east-west: switch,
     # even though the north-south lanes are long and vehicles are still far upstream.
     lanes = {"n": LaneState(0, 2, length_m=600), "e": LaneState(2, 2)}
-    cityhub = create_controller("cityhub")
+    cityhub = create_controller("cityhub@2.0")
     assert cityhub.choose(_obs(lanes)) == 1
     # While the green still discharges a queue, a similar demand elsewhere does not switch it.
     lanes = {"n": LaneState(3, 4), "e": LaneState(3, 3)}
@@ -74,7 +75,7 @@ def test_cityhub_does_not_chase_vehicles_both_phases_serve() -> None:
     links = [[("shared", "x")], [("shared", "left_out")], [("thru", "x")], [("left", "y")]]
     through = PhaseInfo.from_links("GgGg", links)
     left = PhaseInfo.from_links("rGrG", links)
-    cityhub = create_controller("cityhub")
+    cityhub = create_controller("cityhub@2.0")
 
     def choose(lanes: dict[str, LaneState]) -> int:
         return cityhub.choose(JunctionObservation("J", 0.0, (through, left), lanes, 0, 15.0))
@@ -90,7 +91,7 @@ def test_cityhub_sees_the_queue_behind_a_stub_lane() -> None:
     # The east approach reaches the junction over a 1-m stub lane: the lane alone shows one
     # vehicle, the approach (stub plus feeders, built by the twin) shows the queue of twelve.
     stub = {"n": LaneState(2, 3), "e": LaneState(1, 1, length_m=1.0)}
-    cityhub = create_controller("cityhub")
+    cityhub = create_controller("cityhub@2.0")
     assert cityhub.choose(_obs(stub)) == 0
     approach = {"e": LaneState(12, 13, 300.0, length_m=150.0)}
     seen = JunctionObservation("J", 0.0, (NS, EW), stub, 0, 15.0, approach=approach)
@@ -102,8 +103,8 @@ def test_cityhub_weighs_long_waits_more_than_in_proportion() -> None:
     # each. The plain waiting term (0.01 per vehicle-second) would leave the green where it is
     # (4 + 4.8 against 1.2 x 7.1); the square of the mean wait (60-s scale) serves the east.
     lanes = {"n": LaneState(7, 7, 14.0), "e": LaneState(4, 4, 480.0)}
-    assert create_controller("cityhub", wait_scale_s=0).choose(_obs(lanes)) == 0
-    assert create_controller("cityhub").choose(_obs(lanes)) == 1
+    assert create_controller("cityhub@2.0", wait_scale_s=0).choose(_obs(lanes)) == 0
+    assert create_controller("cityhub@2.0").choose(_obs(lanes)) == 1
 
 
 def _near(lanes: dict[str, LaneState], near: dict[str, float] | None,

@@ -24,13 +24,14 @@ def _choose(name: str, phases: tuple[PhaseInfo, ...], lanes: dict[str, LaneState
     return create_controller(name).choose(JunctionObservation("J", 0.0, phases, lanes, 0, 15.0))
 
 
-def test_v22_is_registered_by_version_only_with_v21s_configuration() -> None:
+def test_v22_is_the_default_with_v21s_configuration() -> None:
     v22 = create_controller("cityhub@2.2")
     assert isinstance(v22, CityhubShared)
     assert "cityhub@2.2" in controller_names()
     assert v22.identity.startswith("cityhub@2.2#")
     assert v22.config == create_controller("cityhub@2.1").config  # a rule change, no tuning
-    assert create_controller("cityhub").identity.startswith("cityhub@2.0#")  # still the default
+    assert create_controller("cityhub").identity == v22.identity  # the default since the
+    assert create_controller("cityhub@2.0").identity.startswith("cityhub@2.0#")  # per-link red
 
 
 def test_a_permissive_movement_counts_as_protected_only_on_a_lane_the_phase_protects() -> None:

@@ -50,7 +50,7 @@ def test_twin_publishes_and_live_loop_needs_an_approved_controller(
     assert roads[0]["congestionLevel"] in {"smooth", "basicallySmooth", "light", "moderate",
                                            "severe"}
     assert {"urn:ngsi-ld:CongestionIndex:test:city"} <= {a["id"] for a in areas}
-    assert str(signals[0]["controller"]).startswith("cityhub@2.0#")
+    assert str(signals[0]["controller"]).startswith("cityhub@2.2#")
     assert sum(int(f["intensity"]) for f in flows) > 0  # type: ignore[call-overload]
 
     controller = create_controller("cityhub")

@@ -41,10 +41,10 @@ def test_same_seed_in_two_processes_gives_the_same_metrics(small_grid: Scenario,
     assert set(runs[0]["junctions"])
     assert runs[0]["sumo_version"].startswith("1.")
     assert {k: runs[0][k] for k in MEASURED} == {k: runs[1][k] for k in MEASURED}
-    version = "cityhub@2.1#" if controller == "cityhub@2.1" else "cityhub@2.0#"  # the default
+    version = "cityhub@2.1#" if controller == "cityhub@2.1" else "cityhub@2.2#"  # the default
     assert runs[0]["controller_identity"].startswith(version)
-    # v2.1 reads stop-line detectors, which the twin adds to the run; v2.0 needs none
-    assert (tmp_path / "a" / "near.add.xml").exists() == (controller == "cityhub@2.1")
+    # v2.1 and v2.2 read stop-line detectors, which the twin adds to the run
+    assert (tmp_path / "a" / "near.add.xml").exists()
     for name in ("a", "b"):
         assert (tmp_path / name / "plot.png").read_bytes()[:4] == b"\x89PNG"
         assert (tmp_path / name / "timeseries.csv").read_text().startswith("time_s,queue_veh")

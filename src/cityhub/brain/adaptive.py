@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from cityhub.brain.controllers import Controller, PhaseCache, register
+from cityhub.brain.controllers import Controller, PhaseCache, register_version
 from cityhub.brain.observations import VEHICLE_M, JunctionObservation, LaneState, PhaseInfo
 
 Weights = tuple[tuple[int, float], ...]
@@ -221,4 +221,4 @@ class CityhubAdaptive(Controller):
         return best if best_net > cfg["switch_margin"] else current
 
 
-register(CityhubAdaptive)
+register_version(CityhubAdaptive)

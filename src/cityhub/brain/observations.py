@@ -139,10 +139,6 @@ class JunctionObservation:
     def lane(self, lane_id: str) -> LaneState:
         return self.lanes.get(lane_id, EMPTY_LANE)
 
-    def phase_demand(self) -> tuple[bool, ...]:
-        """Per phase: does any incoming lane of it hold a vehicle (for the max-red rule)."""
-        return tuple(any(self.lane(lane).vehicles > 0 for lane in p.incoming) for p in self.phases)
-
 
 Decisions = dict[str, int]
 """Junction id -> index of the green phase the controller wants shown."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cityhub.brain.adaptive import PhasePlan, phase_plan
-from cityhub.brain.controllers import register_version
+from cityhub.brain.controllers import register
 from cityhub.brain.detecting import CityhubDetecting
 from cityhub.brain.observations import PhaseInfo
 
@@ -42,4 +42,4 @@ class CityhubShared(CityhubDetecting):
                           self.config["permissive_weight"])
 
 
-register_version(CityhubShared)
+register(CityhubShared)

@@ -45,9 +45,13 @@ def junctions_from_net(net: Path) -> list[Junction]:
             phases[state] = PhaseInfo.from_links(state, by_index, float(phase.duration))
         if phases:
             pairs = [m for group in links.values() for m in group]
+            width = len(next(iter(phases)))
             out.append(Junction(tls.getID(), tuple(phases.values()),
                                 tuple(dict.fromkeys(i for i, _ in pairs)),
-                                tuple(dict.fromkeys(o for _, o in pairs))))
+                                tuple(dict.fromkeys(o for _, o in pairs)),
+                                link_lanes=tuple(tuple(dict.fromkeys(i for i, _ in
+                                                                     links.get(n, [])))
+                                                 for n in range(width))))
     return out
 
 
@@ -80,6 +84,7 @@ class LiveSignalLoop:
         self.rules = rules or SafetyRules()
         self.client = client or httpx.Client(timeout=10.0)
         self.junctions = junctions_from_net(net)
+        self.links = {j.tls_id: j.link_lanes for j in self.junctions}
         self.heads: dict[str, SignalHead] = {}
         self.next_decision = 0.0
         self.demand: dict[str, tuple[bool, ...]] = {}
@@ -113,7 +118,9 @@ class LiveSignalLoop:
                     phase_elapsed_s=head.green_elapsed(now), target=head.target)
             for tls, wish in self.controller.decide(observations).items():
                 self.heads[tls].request(wish)
-                self.demand[tls] = observations[tls].phase_demand()
+                seen = observations[tls]
+                self.demand[tls] = tuple(any(seen.lane(lane).vehicles > 0 for lane in lanes)
+                                         for lanes in self.links[tls])
             self.next_decision = now + self.controller.decision_interval_s
         states = {tls: head.tick(now, self.demand.get(tls)) for tls, head in self.heads.items()}
         at = stamp(moment)

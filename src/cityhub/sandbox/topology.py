@@ -19,6 +19,10 @@ class Junction:
     outgoing: tuple[str, ...]
     box_lanes: tuple[tuple[str, ...], ...] = ()
     """Per link index: the internal lanes a vehicle crosses the junction on (for clearance)."""
+    link_lanes: tuple[tuple[str, ...], ...] = ()
+    """Per link index: the incoming lanes its vehicles wait on (one link index may stand for
+    connections from several lanes; none for an unused index), for the signal layer's
+    per-link maximum red."""
 
     def clearing_lanes(self, current: str, target: str) -> tuple[str, ...]:
         """Internal lanes of the links green in `current` and not in `target`."""
@@ -27,6 +31,34 @@ class Junction:
             if now in GREEN and nxt not in GREEN and i < len(self.box_lanes)
             for lane in self.box_lanes[i]
         ))
+
+
+def permissive_lanes(junction: Junction) -> tuple[tuple[tuple[str, frozenset[int]], ...], ...]:
+    """Per green phase: each lane with the links through it that the phase lets go
+    permissively (`g`) and another phase protects (`G`): the turns that may stall there. The
+    lanes are the incoming lanes and the links' lanes inside the junction, where a turner
+    that has pulled forward waits for its gap."""
+    states = [p.state for p in junction.phases]
+    protected = {i for state in states for i, c in enumerate(state) if c == "G"}
+    owners: dict[str, int] = {}
+    for lanes in junction.box_lanes:
+        for lane in lanes:
+            owners[lane] = owners.get(lane, 0) + 1
+    out = []
+    for state in states:
+        by_lane: dict[str, set[int]] = {}
+        for i, c in enumerate(state):
+            if c != "g" or i not in protected:
+                continue
+            inside = junction.box_lanes[i] if i < len(junction.box_lanes) else ()
+            before = junction.link_lanes[i] if i < len(junction.link_lanes) else ()
+            for lane in before:
+                by_lane.setdefault(lane, set()).add(i)
+            for lane in inside:
+                if owners[lane] == 1:  # the link's own lane inside the junction
+                    by_lane[lane] = {i}
+        out.append(tuple((lane, frozenset(links)) for lane, links in by_lane.items()))
+    return tuple(out)
 
 
 def _box_lanes(api: Any, group: Any) -> tuple[str, ...]:
@@ -62,5 +94,7 @@ def read_junctions(api: Any) -> list[Junction]:
         incoming = tuple(dict.fromkeys(link[0] for group in links for link in group))
         outgoing = tuple(dict.fromkeys(link[1] for group in links for link in group))
         junctions.append(Junction(tls, tuple(phases), incoming, outgoing,
-                                  tuple(_box_lanes(api, group) for group in links)))
+                                  tuple(_box_lanes(api, group) for group in links),
+                                  tuple(tuple(dict.fromkeys(link[0] for link in group))
+                                        for group in links)))
     return junctions

@@ -25,7 +25,7 @@ from cityhub.sandbox.detectors import near_detectors
 from cityhub.sandbox.lane_view import ApproachChain, ApproachView, LaneView, NearView
 from cityhub.sandbox.scenarios import Scenario
 from cityhub.sandbox.simulator import Simulator, start
-from cityhub.sandbox.topology import Junction, read_junctions
+from cityhub.sandbox.topology import Junction, permissive_lanes, read_junctions
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,7 @@ class Twin:
             for lane, _ in chain:
                 self.lane_length.setdefault(lane, float(self.api.lane.getLength(lane)))
         self.watched = tuple(self.lane_length)
-        self.phase_lanes = {
-            j.tls_id: tuple(p.incoming for p in j.phases) for j in self.junctions
-        }
+        self.link_lanes = {j.tls_id: j.link_lanes for j in self.junctions}
         self.due: dict[str, float] = {}
         self._reads = sim.lane_reads()
         self.lanes = LaneView(self._reads, {})
@@ -109,6 +107,17 @@ class Twin:
         """Junctions given an early look since the last decision (one each, at most)."""
         self.vehicle_count = sim.native("lane_getLastStepVehicleNumber",
                                         self.api.lane.getLastStepVehicleNumber)
+        self._vehicle_ids = sim.native("lane_getLastStepVehicleIDs",
+                                       self.api.lane.getLastStepVehicleIDs)
+        self._next_tls = sim.native("vehicle_getNextTLS", self.api.vehicle.getNextTLS)
+        self._waiting_time = sim.native("vehicle_getWaitingTime",
+                                        self.api.vehicle.getWaitingTime)
+        self._halted = sim.native("lane_getLastStepHaltingNumber",
+                                  self.api.lane.getLastStepHaltingNumber)
+        """Any lane's halted vehicles (the lane reads cover the watched lanes only)."""
+        self.permissive = {j.tls_id: permissive_lanes(j) for j in self.junctions}
+        self._fronts: dict[str, tuple[str, float]] = {}
+        """Per lane with a permissive turn: its first vehicle and when it first stopped."""
         self._near_read = sim.detector_count()
         self._near: tuple[float, NearView | None] = (float("nan"), None)
         self.wake: list[tuple[float, str]] = []
@@ -209,30 +218,70 @@ class Twin:
                 out.append(signal)
         return out
 
-    def _demand(self, tls: str, late: tuple[int, ...]) -> tuple[bool, ...] | None:
-        """Per green phase: does any of its incoming lanes hold a vehicle (max-red rule).
-        Only the `late` phases can be served by that rule before the next decision: the others
-        count as without demand, and None when no phase is late. A lane the decision has read
-        is taken from its view; another is asked for its count alone (one call, not a lane
-        state)."""
+    def _demand(self, tls: str, late: tuple[int, ...],
+                stalled: Mapping[int, float]) -> tuple[bool, ...] | None:
+        """Per link: is a vehicle on its incoming lane headed through it (max-red rule). Only
+        the `late` links can be served by that rule before the next decision: the others count
+        as without demand, and None when no late link is waited for. A vehicle's link is the
+        one its route takes at this signal (`getNextTLS`), so a shared lane's through traffic
+        does not make its turn look waiting. A `stalled` link is waited for by the vehicle
+        that stalled it, which may stand inside the junction already."""
         if not late:
             return None
-        seen, count, lanes = self.lanes, self.vehicle_count, self.phase_lanes[tls]
-        known = dict.get  # the view's own entries only: no fetch on a miss
-        demand = [False] * len(lanes)
-        for p in late:
-            for lane in lanes[p]:
-                state = known(seen, lane)
-                if count(lane) if state is None else state[1]:
-                    demand[p] = True
-                    break
-        return tuple(demand)
+        lanes, count = self.link_lanes[tls], self.vehicle_count
+        ids, ahead = self._vehicle_ids, self._next_tls
+        wanted = frozenset(late)
+        demand = [i in stalled and i in wanted for i in range(len(lanes))]
+        for lane in dict.fromkeys([lane for i in late for lane in lanes[i]]):
+            if not count(lane):
+                continue
+            for vehicle in ids(lane):
+                signals = ahead(vehicle)
+                if signals and signals[0][0] == tls and signals[0][1] in wanted:
+                    demand[signals[0][1]] = True
+        return tuple(demand) if True in demand else None
+
+    def _stalled(self, tls: str, head: SignalHead, now: float) -> dict[int, float]:
+        """The permissive links of the green showing whose first vehicle has stopped, with
+        when it first stopped there (`SignalHead.stall`): a turn waiting for a gap that does
+        not come, at the stop line or pulled forward inside the junction. The same vehicle at
+        the front keeps its first stop (it may creep and stop again); only a lane's first
+        vehicle is read: the others wait for it."""
+        lanes = self.permissive[tls][head.phase] if head.stage is Stage.GREEN else ()
+        if not lanes:
+            return {}
+        halted, ids, ahead, waited = (self._halted, self._vehicle_ids, self._next_tls,
+                                      self._waiting_time)
+        fronts = self._fronts
+        out: dict[int, float] = {}
+        for lane, links in lanes:
+            if not halted(lane):
+                continue
+            first = ids(lane)[-1]  # SUMO lists a lane's vehicles from the back to the front
+            if lane[0] == ":":  # inside the junction, on a lane of these links only
+                link = min(links)
+            else:
+                signals = ahead(first)
+                if not signals or signals[0][0] != tls or signals[0][1] not in links:
+                    continue
+                link = signals[0][1]
+            known = fronts.get(lane)
+            if known is not None and known[0] == first:
+                since = known[1]
+            else:
+                stopped = float(waited(first))
+                if stopped <= 0:
+                    continue
+                since = now - stopped
+                fronts[lane] = (first, since)
+            out[link] = min(since, out.get(link, since))
+        return out
 
     def _decide(self, now: float, signals: list[Signal]) -> None:
         """Observe `signals`, let the controller decide, and hand each junction's wish and
         max-red demand to its head; a head given something new is due as soon as its state
         may change (`SignalHead.quiet_until`: at once, or at the end of its yellow, or when a
-        waiting phase reaches the maximum red)."""
+        waiting link reaches the maximum red)."""
         observations = self.observe(now, signals)
         wishes = self.controller.decide(observations)
         horizon = now + self.controller.decision_interval_s
@@ -241,8 +290,10 @@ class Twin:
         for tls, head, _ in signals:
             # A junction left unobserved keeps its course (see `needs_observation`).
             wish = wishes.get(tls, head.target)
-            demand = (None if horizon - min(head.last_green) < head.starve_after_s  # none late
-                      else self._demand(tls, head.late_phases(horizon)))
+            stalled = self._stalled(tls, head, now)
+            if stalled or head.stalled:
+                head.stall(stalled)
+            demand = self._demand(tls, head.late_links(horizon), stalled)
             if wish == head.requested and demand == demands.get(tls):
                 continue  # nothing new: its wake-up time stands
             head.request(wish)
