@@ -145,6 +145,17 @@ def test_a_stalled_permissive_turn_gets_its_protected_phase_within_max_red() -> 
     first = shown.index(phases[1])
     assert 20 + rules.stalled_turn_s < first <= 20 + rules.stalled_turn_s + rules.yellow_s
     assert phases[2] not in shown
+    # A turner that has pulled forward into the junction waits where turners wait for their
+    # gap: it is due at the maximum red after it stopped, not after `stalled_turn_s`.
+    head = SignalHead(phases, rules)
+    shown = []
+    for t in range(200):
+        if t % 4 == 0:
+            head.stall({}, {1: 20.0} if t >= 20 and head.phase == 0 else {})
+        shown.append(head.tick(float(t), demand))
+    first = shown.index(phases[1])
+    assert 20 + rules.max_red_s - rules.yellow_s - rules.clear_extension_s <= first
+    assert first <= 20 + rules.max_red_s
 
 
 def test_all_red_is_held_while_the_junction_box_is_occupied_up_to_the_cap() -> None:

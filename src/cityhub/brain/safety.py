@@ -15,8 +15,9 @@ the junction. Counting per phase forced such phases every two minutes whatever t
 chose (cologne1 under SUMO 1.28, seed 1: `greedy` 27.3 s of delay with it, 19.8 s without).
 A permissive green serves a link only while its traffic can use it: when the caller sees the
 first vehicle of such a turn stand at the stop line for `stalled_turn_s` (no gap in the
-oncoming flow; `SignalHead.stall`), the layer shows a phase that protects it. Without this,
-ingolstadt21 jammed in most seeds, where two junctions 12 m apart wait on each other's turns.
+oncoming flow; `SignalHead.stall`), the layer shows a phase that protects it; one waiting
+inside the junction gets it at the maximum red. Without this, ingolstadt21 jammed in most
+seeds, where two junctions 12 m apart wait on each other's turns.
 """
 
 from __future__ import annotations
@@ -133,20 +134,25 @@ class SignalHead:
     def green_elapsed(self, now: float) -> float:
         return now - self.since if self.stage is _GREEN else 0.0
 
-    def stall(self, stalled: Mapping[int, float]) -> None:
+    def stall(self, stalled: Mapping[int, float],
+              inside: Mapping[int, float] | None = None) -> None:
         """Permissive links of the green showing whose first vehicle has stopped, with when it
-        stopped: a turn waiting for a gap in the oncoming flow. Until the next call (or the
-        next green) their green does not serve them, and each is due for the max-red rule
-        `stalled_turn_s` after its vehicle stopped (or at the maximum red, if sooner): the
-        layer then shows a phase that protects it. The caller says this at each decision; an
-        empty mapping ends it."""
+        stopped: a turn waiting for a gap in the oncoming flow, at the stop line (`stalled`)
+        or pulled forward into the junction (`inside`). Until the next call (or the next
+        green) their green does not serve them. A turn stopped at the line is due for the
+        max-red rule `stalled_turn_s` after its vehicle stopped (or at the maximum red, if
+        sooner); one waiting inside, where a turner normally waits for its gap and leaves at
+        the end of the green, at the maximum red after it stopped. The layer then shows a phase
+        that protects it. The caller says this at each decision; empty mappings end it."""
         last, threshold = self.last_green, self.starve_after_s
-        wait = min(self.rules.stalled_turn_s, threshold)
-        for i, since in stalled.items():
-            due_from = since + wait - threshold
+        early = threshold - min(self.rules.stalled_turn_s, threshold)
+        due = [(i, since - early) for i, since in stalled.items()]
+        if inside:
+            due += inside.items()
+        for i, due_from in due:
             if 0 <= i < len(last) and due_from < last[i]:
                 last[i] = due_from
-        self.stalled = frozenset(stalled)
+        self.stalled = frozenset(stalled) | frozenset(inside or ())
         self._oldest_known = False
 
     def _served(self) -> frozenset[int]:

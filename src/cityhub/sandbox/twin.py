@@ -219,7 +219,7 @@ class Twin:
         return out
 
     def _demand(self, tls: str, late: tuple[int, ...],
-                stalled: Mapping[int, float]) -> tuple[bool, ...] | None:
+                stalled: frozenset[int]) -> tuple[bool, ...] | None:
         """Per link: is a vehicle on its incoming lane headed through it (max-red rule). Only
         the `late` links can be served by that rule before the next decision: the others count
         as without demand, and None when no late link is waited for. A vehicle's link is the
@@ -241,19 +241,21 @@ class Twin:
                     demand[signals[0][1]] = True
         return tuple(demand) if True in demand else None
 
-    def _stalled(self, tls: str, head: SignalHead, now: float) -> dict[int, float]:
+    def _stalled(self, tls: str, head: SignalHead,
+                 now: float) -> tuple[dict[int, float], dict[int, float]]:
         """The permissive links of the green showing whose first vehicle has stopped, with
         when it first stopped there (`SignalHead.stall`): a turn waiting for a gap that does
         not come, at the stop line or pulled forward inside the junction. The same vehicle at
         the front keeps its first stop (it may creep and stop again); only a lane's first
-        vehicle is read: the others wait for it."""
+        vehicle is read: the others wait for it. Two mappings: at the stop line, inside."""
         lanes = self.permissive[tls][head.phase] if head.stage is Stage.GREEN else ()
         if not lanes:
-            return {}
+            return {}, {}
         halted, ids, ahead, waited = (self._halted, self._vehicle_ids, self._next_tls,
                                       self._waiting_time)
         fronts = self._fronts
-        out: dict[int, float] = {}
+        at_line: dict[int, float] = {}
+        inside: dict[int, float] = {}
         for lane, links in lanes:
             if not halted(lane):
                 continue
@@ -274,8 +276,9 @@ class Twin:
                     continue
                 since = now - stopped
                 fronts[lane] = (first, since)
+            out = inside if lane[0] == ":" else at_line
             out[link] = min(since, out.get(link, since))
-        return out
+        return at_line, inside
 
     def _decide(self, now: float, signals: list[Signal]) -> None:
         """Observe `signals`, let the controller decide, and hand each junction's wish and
@@ -290,10 +293,10 @@ class Twin:
         for tls, head, _ in signals:
             # A junction left unobserved keeps its course (see `needs_observation`).
             wish = wishes.get(tls, head.target)
-            stalled = self._stalled(tls, head, now)
-            if stalled or head.stalled:
-                head.stall(stalled)
-            demand = self._demand(tls, head.late_links(horizon), stalled)
+            at_line, inside = self._stalled(tls, head, now)
+            if at_line or inside or head.stalled:
+                head.stall(at_line, inside)
+            demand = self._demand(tls, head.late_links(horizon), head.stalled)
             if wish == head.requested and demand == demands.get(tls):
                 continue  # nothing new: its wake-up time stands
             head.request(wish)
