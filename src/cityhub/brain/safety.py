@@ -180,8 +180,8 @@ class SignalHead:
                                               sum(1 for i in self.greens[p] if i in waiting), -p))
 
     def late_links(self, when: float) -> tuple[int, ...]:
-        """The links not green now that will have been red long enough for the max-red rule by
-        `when`: only their demand matters until then."""
+        """The links the green showing does not serve that will have been red (or stalled)
+        long enough for the max-red rule by `when`: only their demand matters until then."""
         threshold, last = self.starve_after_s, self.last_green
         showing = self._served()
         if not self._oldest_known:
