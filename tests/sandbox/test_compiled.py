@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -23,8 +26,21 @@ COMPILED = [path[len("src/"):-len(".py")].replace("/", ".")
             for path in re.findall(r'"(src/cityhub/[\w/]+\.py)"', (ROOT / "setup.py").read_text())]
 
 
-@pytest.mark.skipif(bool(os.environ.get("CITYHUB_PURE_PYTHON")),
-                    reason="installed with CITYHUB_PURE_PYTHON=1: nothing is compiled")
+def _setup_module() -> ModuleType:
+    """setup.py as a module: imported, not run as __main__, it calls no setup()."""
+    spec = importlib.util.spec_from_file_location("cityhub_setup", ROOT / "setup.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_NOTHING_COMPILED = bool(os.environ.get("CITYHUB_PURE_PYTHON") or _setup_module().cannot_compile())
+
+
+@pytest.mark.skipif(_NOTHING_COMPILED, reason="installed with CITYHUB_PURE_PYTHON=1, or no C "
+                    "compiler or Python headers here: nothing is compiled")
 def test_the_installed_control_loop_is_compiled() -> None:
     assert {"cityhub.brain.adaptive", "cityhub.sandbox.twin"} <= set(COMPILED)  # setup.py read
     for name in COMPILED:
@@ -77,3 +93,25 @@ def test_compiled_and_interpreted_loops_decide_alike(small_grid: Scenario, tmp_p
                       (out / "timeseries.csv").read_text())
     assert runs["compiled"][0]["throughput_veh"] > 0
     assert runs["compiled"] == runs["interpreted"]
+
+
+def test_without_a_c_compiler_the_install_compiles_nothing_and_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup = _setup_module()
+    monkeypatch.delenv("CITYHUB_PURE_PYTHON", raising=False)
+    monkeypatch.setenv("CC", "cityhub-no-such-cc")
+    assert setup.cannot_compile() == "no C compiler (cityhub-no-such-cc is not on PATH)"
+    assert setup.extensions() == []
+    assert "no C compiler" in capsys.readouterr().err
+
+
+def test_without_python_headers_the_install_compiles_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup = _setup_module()
+    monkeypatch.setenv("CC", sys.executable)  # any program on PATH stands for the compiler
+    paths = {**sysconfig.get_paths(), "include": str(tmp_path)}
+    monkeypatch.setattr(setup.sysconfig, "get_paths", lambda: paths)
+    assert setup.cannot_compile() == f"no Python headers ({tmp_path / 'Python.h'} is missing)"
+    (tmp_path / "Python.h").write_text("")
+    assert setup.cannot_compile() is None
