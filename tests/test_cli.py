@@ -191,3 +191,15 @@ def test_workers_that_cannot_start_end_the_command_instead_of_restarting_for_eve
                           cwd=tmp_path, env=env, capture_output=True, timeout=300)
     assert done.returncode == 1
     assert "worker processes kept stopping soon after their start" in done.stderr.decode()
+
+
+def test_a_port_out_of_range_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    for command in (["serve"], ["demo"], ["edge", "broker"]):
+        result = subprocess.run([*CLI, *command, "--port", "80000"], cwd=tmp_path,
+                                capture_output=True, timeout=60, check=False)
+        err = result.stderr.decode()
+        assert result.returncode == 2, (command, err)
+        assert "Invalid value for '--port': Input should be less than or equal to 65535" \
+            in " ".join(err.split()), err
+        assert "Traceback" not in err
+        assert not (tmp_path / ".cityhub").exists()  # nothing was started or created

@@ -78,7 +78,8 @@ def _run_hub(host: str, port: int, log_level: str, workers: int = 1) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind (Orion-LD's 1026 by default).")] = 1026,
+    port: Annotated[int, typer.Option(min=1, max=65535,
+                                       help="Port to bind (Orion-LD's 1026 by default).")] = 1026,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     workers: Annotated[int, typer.Option(min=1, help="Hub processes sharing the port.")] = 1,
 ) -> None:

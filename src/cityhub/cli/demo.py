@@ -227,8 +227,8 @@ def demo(
                                          help="Simulation speed factor (1 = real time).")] = 1.0,
     devices: Annotated[int, typer.Option(min=1, max=100_000,
                                          help="Number of simulated devices.")] = 40,
-    port: Annotated[int, typer.Option(help="Port of the hub and page; a free one is taken if "
-                                      "busy.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the hub and page; a "
+                                      "free one is taken if busy.")] = 8000,
 ) -> None:
     """Run the demo: hub, MQTT broker, edge agent, device simulator, SUMO twin and the page.
 

@@ -52,7 +52,8 @@ def edge(
 
 @app.command()
 def broker(
-    port: Annotated[int, typer.Option(help="Port; a free one is taken when busy.")] = 1883,
+    port: Annotated[int, typer.Option(min=1, max=65535,
+                                       help="Port; a free one is taken when busy.")] = 1883,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
     """Run the embedded MQTT broker (amqtt) until interrupted; prints the port it took."""
