@@ -14,6 +14,7 @@ from cityhub import __version__
 from cityhub.api import auth, context_fetch, governance_state, ingestion, notifier, problems
 from cityhub.api.fastpath import Hub
 from cityhub.api.ldio import json_response
+from cityhub.api.openapi import problem_answers
 from cityhub.api.routers import (
     audit,
     auth_routes,
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    generate = app.openapi  # caches the schema; problem_answers is idempotent
+    app.openapi = lambda: problem_answers(generate())  # type: ignore[method-assign]
     if settings.auth == "enabled":
         app.add_middleware(auth.AuthMiddleware, hub=app)
         app.guard_fast_path(partial(auth.AuthMiddleware, hub=app))

@@ -374,3 +374,28 @@ def responses(*statuses: int, **others: dict[str, Any]) -> dict[int | str, dict[
     out.update({status: problem(status) for status in statuses})
     out["default"] = problem(500, "Any other error, as problem details")
     return out
+
+
+_FASTAPI_VALIDATION = "#/components/schemas/HTTPValidationError"
+
+
+def problem_answers(schema: Schema) -> Schema:
+    """The app's OpenAPI with its errors documented as the hub answers them: every error is a
+    problem detail (`api.problems.install`), and a request FastAPI cannot validate is a 400
+    BadRequestData. FastAPI documents a 422 with its own validation-error body on routes with
+    parameters; that answer is never sent, so it becomes the 400 problem, and every operation
+    gets the `default` problem answer. Changes `schema` in place (idempotent) and returns it."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            answers = operation.get("responses") if isinstance(operation, dict) else None
+            if answers is None:
+                continue
+            auto = answers.get("422", {}).get("content", {}).get(JSON, {}).get("schema", {})
+            if auto.get("$ref") == _FASTAPI_VALIDATION:
+                del answers["422"]
+                answers.setdefault("400", problem(400))
+            answers.setdefault("default", problem(500, "Any other error, as problem details"))
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    return schema
+

@@ -63,7 +63,7 @@ def latest_head(request: Request) -> Response:
                           "keyId": key_id(public), "publicKey": public_pem(public)})
 
 
-@router.post("/head", summary="Sign a tree head now over every record so far")
+@router.post("/head", status_code=201, summary="Sign a tree head now over every record so far")
 def sign_head(request: Request) -> Response:
     allow(request, "audit", ledger_resource())
     _flush(request)

@@ -135,8 +135,14 @@ def delete_dataset(datasetId: str, request: Request, tenant: WriteTenant, access
     return Response(status_code=204)
 
 
-@router.get("/dcat", summary="The catalogue as DCAT-AP JSON-LD (public datasets only without "
-            "a token)")
+class _JsonLd(Response):
+    media_type = "application/ld+json"  # documents /dcat's answer (the handler sets it too)
+
+
+@router.get("/dcat", response_class=_JsonLd,
+            responses={200: {"description": "A dcat:Catalog", "content": {
+                _JsonLd.media_type: {"schema": {"type": "object"}}}}},
+            summary="The catalogue as DCAT-AP JSON-LD (public datasets only without a token)")
 def dcat(request: Request, tenant: WriteTenant, access: AccessDep,
          principal: OptionalPrincipalDep) -> Response:
     datasets = access.catalogue.datasets(tenant)

@@ -363,8 +363,19 @@ async def _batches(request: Request, feed: live.ChangeFeed, tenant: str,
         feed.unsubscribe(sub)
 
 
-@router.get("/ops/events", summary="Server-sent events with the changed rows of the visible "
-            "layers")
+class _EventStream(StreamingResponse):
+    media_type = "text/event-stream"  # documents /ops/events' answer (the handler sets it too)
+
+
+_EVENT = {"type": "object", "description": "One server-sent event", "properties": {
+    "event": {"type": "string"}, "data": {"type": "string", "description": "JSON"},
+    "id": {"type": "string"}, "retry": {"type": "integer"}}}
+
+
+@router.get("/ops/events", response_class=_EventStream,
+            responses={200: {"description": "A stream of events", "content": {
+                _EventStream.media_type: {"schema": _EVENT}}}},
+            summary="Server-sent events with the changed rows of the visible layers")
 async def ops_events(
     request: Request,
     tenant: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_\-]*$",
