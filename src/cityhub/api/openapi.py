@@ -339,6 +339,9 @@ def created(description: str) -> dict[str, Any]:
         "description": "URL of the new resource", "schema": {"type": "string"}}}}
 
 
+_OTHER_ERRORS = "Any other error, as problem details"
+
+
 def problem(status: int, description: str | None = None) -> dict[str, Any]:
     return {"description": description or _STATUS_TEXT[status],
             "content": {PROBLEM: {"schema": PROBLEM_DETAILS}}}
@@ -372,7 +375,7 @@ def responses(*statuses: int, **others: dict[str, Any]) -> dict[int | str, dict[
         int(key.removeprefix("status_")): value for key, value in others.items()
     }
     out.update({status: problem(status) for status in statuses})
-    out["default"] = problem(500, "Any other error, as problem details")
+    out["default"] = problem(500, _OTHER_ERRORS)
     return out
 
 
@@ -394,8 +397,7 @@ def problem_answers(schema: Schema) -> Schema:
             if auto.get("$ref") == _FASTAPI_VALIDATION:
                 del answers["422"]
                 answers.setdefault("400", problem(400))
-            answers.setdefault("default", problem(500, "Any other error, as problem details"))
+            answers.setdefault("default", problem(500, _OTHER_ERRORS))
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
     return schema
-

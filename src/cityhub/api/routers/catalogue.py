@@ -136,7 +136,7 @@ def delete_dataset(datasetId: str, request: Request, tenant: WriteTenant, access
 
 
 class _JsonLd(Response):
-    media_type = "application/ld+json"  # documents /dcat's answer (the handler sets it too)
+    media_type = "application/ld+json"  # also what the OpenAPI documents for /dcat
 
 
 @router.get("/dcat", response_class=_JsonLd,
@@ -152,7 +152,7 @@ def dcat(request: Request, tenant: WriteTenant, access: AccessDep,
         datasets = [d for d in datasets
                     if TIER_LEVEL[d.tier] <= max(principal.clearance_level, 1)]
     body = dcat_catalogue(datasets, public_base(request))
-    return Response(json_response(body).body, media_type="application/ld+json")
+    return _JsonLd(json_response(body).body)
 
 
 @router.get("/duties", summary="The data-sharing responsibility list: each department's "

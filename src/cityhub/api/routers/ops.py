@@ -364,7 +364,7 @@ async def _batches(request: Request, feed: live.ChangeFeed, tenant: str,
 
 
 class _EventStream(StreamingResponse):
-    media_type = "text/event-stream"  # documents /ops/events' answer (the handler sets it too)
+    media_type = "text/event-stream"  # also what the OpenAPI documents for /ops/events
 
 
 _EVENT = {"type": "object", "description": "One server-sent event", "properties": {
@@ -383,9 +383,8 @@ async def ops_events(
 ) -> Response:
     snapshot = snapshot_of(request.app)
     views = await run_in_threadpool(views_for, request, tenant)
-    return StreamingResponse(
+    return _EventStream(
         _batches(request, request.app.state.feed, tenant, snapshot, views, _expires(request),
                  partial(_reader_stands, request),
                  partial(run_in_threadpool, views_for, request, tenant)),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
