@@ -1,6 +1,10 @@
-"""Schemathesis against the governance APIs (/audit, /privacy, /quality): no input makes a
-server error, and every 4xx is an RFC 9457 problem. Runs against the same live hub as the
-NGSI-LD fuzzing (uvicorn on a free port, SQLite, nothing leaves the machine)."""
+"""Schemathesis against every API outside NGSI-LD (audit, privacy, quality, catalogue,
+sharing, identity, devices, ingestion, the operations centre), with authentication off: no
+input makes a server error, every 4xx is an RFC 9457 problem, and every answer has a
+documented status code, media type and schema. Runs against the same live hub as the NGSI-LD
+fuzzing (uvicorn on a free port, SQLite, nothing leaves the machine). `/ops/events` is left
+out: without a token its event stream never ends, so each case waits for the client's
+timeout (the access fuzz, with a token, covers it)."""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ __all__ = ["hub"]  # the live hub fixture, shared with the NGSI-LD fuzzing
 
 SCHEMA = schemathesis.openapi.from_dict(
     create_app(Settings(data_dir=Path("unused"))).openapi(), config=CONFIG,
-).include(path_regex="^/(audit|privacy|quality)")
+).include(path_regex="^/(?!ngsi-ld/|ops/events)")
 
 
 @SCHEMA.hook
