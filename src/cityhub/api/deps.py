@@ -10,6 +10,7 @@ FastAPI solves costs tens of microseconds, so they call the plain functions belo
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -19,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from cityhub.api.auth import guarded_service, guarded_store
 from cityhub.config import Settings
 from cityhub.ngsild.errors import BadRequestData, NonexistentTenant
-from cityhub.store.port import Store
+from cityhub.store.database import OverBudget
+from cityhub.store.port import EntityQuery, QueryResult, Store
 from cityhub.store.service import EntityService
 
 T = TypeVar("T")
@@ -51,6 +53,25 @@ async def point_read(request: Request, read: Callable[..., T], *args: Any) -> T:
     if getattr(request.app.state, "inline_reads", False):
         return read(*args)
     return await run_in_threadpool(read, *args)
+
+
+INLINE_QUERY_S = 0.002
+"""How long a query may run on the event loop (`query_read`) before it goes to the thread
+pool: a selective query takes a tenth of that, a scan far longer."""
+
+
+async def query_read(request: Request, store: Store, tenant: str, query: EntityQuery,
+                     ) -> QueryResult:
+    """`store.query`: on SQLite first inline, stopped at `INLINE_QUERY_S` (`OverBudget`) and
+    then run again in the thread pool; elsewhere in the thread pool. A selective query costs
+    less than the hand-off (16 clients querying: 482 answers/s through the pool, 1,600/s
+    inline), while a scan must not hold up every other request of the process."""
+    if getattr(request.app.state, "inline_reads", False):
+        try:
+            return store.query(tenant, query, deadline=time.perf_counter() + INLINE_QUERY_S)
+        except OverBudget:
+            pass
+    return await run_in_threadpool(store.query, tenant, query)
 
 
 async def get_store(request: Request) -> Store:

@@ -46,8 +46,9 @@ class GuardedStore:
             raise self.guard.denial(self.guard.resource(tenant, entity), "read")
         return visible
 
-    def query(self, tenant: str, query: EntityQuery) -> QueryResult:
-        result = self.inner.query(tenant, query)
+    def query(self, tenant: str, query: EntityQuery, *,
+              deadline: float | None = None) -> QueryResult:
+        result = self.inner.query(tenant, query, deadline=deadline)
         kept: list[Entity] = []
         for entity in result.entities:
             visible = self.guard.readable(tenant, entity)

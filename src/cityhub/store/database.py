@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -60,11 +60,35 @@ class Database(Protocol):
         reads one consistent snapshot, so no transaction is opened around it."""
         ...
 
+    def budget(self, conn: Connection, deadline: float) -> AbstractContextManager[None]:
+        """Inside, the statements `conn` runs (in a read transaction) stop once
+        `time.perf_counter()` passes `deadline`, with `OverBudget`; a deadline already past
+        stops the read before its first statement."""
+        ...
+
     def close(self) -> None: ...
 
 
 class StoreClosed(RuntimeError):
     """A transaction was asked of a database that has been closed."""
+
+
+class OverBudget(Exception):
+    """A read stopped at its deadline (`Database.budget`). It changed nothing: run it again
+    where a long read harms nobody (the API's thread pool rather than its event loop)."""
+
+
+PROGRESS_OPS = 1000
+"""SQLite virtual-machine instructions between two looks at the clock of a read with a
+deadline (a few microseconds of work; a look costs about one)."""
+
+_clock = time.perf_counter
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise `OverBudget` if `deadline` (a `time.perf_counter()` value) has passed."""
+    if deadline is not None and _clock() > deadline:
+        raise OverBudget("the read ran past its deadline")
 
 
 def take_turn(fd: int, timeout_s: float = BUSY_TIMEOUT_S) -> None:
@@ -196,6 +220,21 @@ class SqliteDatabase:
                     self._idle.notify_all()
 
     @contextmanager
+    def budget(self, conn: Connection, deadline: float) -> Iterator[None]:
+        """See `Database.budget`: SQLite's progress handler interrupts the statement."""
+        check_deadline(deadline)
+        raw: sqlite3.Connection = conn  # type: ignore[assignment]
+        raw.set_progress_handler(lambda: _clock() > deadline, PROGRESS_OPS)
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            if str(error) == "interrupted" and _clock() > deadline:
+                raise OverBudget("the read ran past its deadline") from error
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)
+
+    @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
         conn = self._connection()
         if not write and self._shared is None:
@@ -272,6 +311,19 @@ class PostgresDatabase:
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._pool.connection() as conn:  # autocommit: no BEGIN and COMMIT round trips
             return _PgConnection(conn).execute(sql, params).fetchone()
+
+    @contextmanager
+    def budget(self, conn: Connection, deadline: float) -> Iterator[None]:
+        """See `Database.budget`: the transaction's `statement_timeout` (1 ms at least)."""
+        import psycopg
+
+        check_deadline(deadline)
+        left_ms = max(1, int((deadline - _clock()) * 1000))
+        conn.execute("SELECT set_config('statement_timeout', ?, true)", (f"{left_ms}ms",))
+        try:
+            yield
+        except psycopg.errors.QueryCanceled as error:
+            raise OverBudget("the read ran past its deadline") from error
 
     def close(self) -> None:
         self._pool.close()

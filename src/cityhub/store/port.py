@@ -82,7 +82,11 @@ class Store(Protocol):
 
     def get(self, tenant: str, entity_id: str) -> Entity | None: ...
 
-    def query(self, tenant: str, query: EntityQuery) -> QueryResult: ...
+    def query(self, tenant: str, query: EntityQuery, *,
+              deadline: float | None = None) -> QueryResult:
+        """The entities `query` selects. With a `deadline` (a `time.perf_counter()` value) the
+        read stops with `OverBudget` once it has passed, having changed nothing."""
+        ...
 
     def modify(self, tenant: str, ids: list[str], mutation: Mutation, now: str) -> list[Change]:
         """Apply `mutation` atomically to the entities `ids` and return what changed."""

@@ -14,6 +14,7 @@ import hashlib
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
@@ -40,7 +41,13 @@ from cityhub.ngsild.query import (
     sqlite_regexp,
     type_matches,
 )
-from cityhub.store.database import Connection, Database, Dialect, open_database
+from cityhub.store.database import (
+    Connection,
+    Database,
+    Dialect,
+    check_deadline,
+    open_database,
+)
 from cityhub.store.group_commit import GroupCommitter
 from cityhub.store.port import (
     AttributeInfo,
@@ -260,7 +267,8 @@ class SqlStore:
                 params.extend([tenant, query.geo_property])
         return " AND ".join(clauses), params
 
-    def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+    def query(self, tenant: str, query: EntityQuery, *,
+              deadline: float | None = None) -> QueryResult:
         types_in_python = _types_in_python(query)
         recheck = query.q is not None and needs_recheck(query.q)
         in_python = types_in_python or recheck
@@ -272,7 +280,7 @@ class SqlStore:
                 not recheck or matches(query.q, doc))
 
         where, params = self._where(tenant, query, types_in_sql=not types_in_python)
-        with self.db.transaction(write=False) as conn:
+        with self.db.transaction(write=False) as conn, self._within(conn, deadline):
             if query.geo is None and not in_python:
                 count = None
                 if query.count:
@@ -295,8 +303,10 @@ class SqlStore:
                     doc = orjson.loads(row[0])
                     if keep(doc):
                         page.append(doc)
+                    check_deadline(deadline)
                 return QueryResult(page[query.offset :], None)
             rows = cursor.fetchall()
+        check_deadline(deadline)  # what follows is in memory, over every candidate
         docs = [orjson.loads(r[0]) for r in rows]
         if in_python:
             docs = [doc for doc in docs if keep(doc)]
@@ -307,6 +317,10 @@ class SqlStore:
             docs[query.offset : query.offset + query.limit],
             len(docs) if query.count else None,
         )
+
+    def _within(self, conn: Connection, deadline: float | None) -> AbstractContextManager[None]:
+        """The read's statements stop at `deadline` (`Database.budget`), if it has one."""
+        return nullcontext() if deadline is None else self.db.budget(conn, deadline)
 
     @staticmethod
     def _geo_matches(entities: list[Entity], query: EntityQuery) -> list[bool]:

@@ -21,6 +21,7 @@ from cityhub.api.deps import (
     ServiceDep,
     WriteTenant,
     point_read,
+    query_read,
     read_tenant,
     service_of,
     store_of,
@@ -116,7 +117,7 @@ async def query_entities(request: Request) -> Response:
     filt = entity_filter(request, ctx)
     view = view_params(request, ctx.terms)
     media = negotiate(request.headers.get("accept"))
-    result = await run_in_threadpool(store_of(request).query, tenant, filt.query)
+    result = await query_read(request, store_of(request), tenant, filt.query)
     headers = {}
     if result.count is not None:
         headers["NGSILD-Results-Count"] = str(result.count)
