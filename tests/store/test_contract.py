@@ -145,6 +145,25 @@ def test_limit_offset_and_count(city_store: SqlStore) -> None:
     assert city_store.query("", query()).count is None
 
 
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        ({"type_": "(Bike;Electric)|Vehicle", "q": "speed<30|battery>0.5"}, [V3, EBIKE]),
+        ({"type_": "Vehicle", "q": "speed>30", "scope": "/Madrid/Norte"}, [V2]),
+        ({"type_": "Bike,Vehicle", "ids": (V3, BIKE)}, [V3, BIKE]),
+        ({"type_": "Bike;Electric", "q": "!speed"}, [EBIKE]),
+        ({"type_": "Car", "q": "speed>0"}, []),
+    ],
+)
+def test_a_counted_query_with_a_type_counts_what_it_selects(
+        city_store: SqlStore, selection: dict[str, object], expected: list[str]) -> None:
+    """A count tests the type in SQL, a page alone in memory (`sql._types_in_python`): both
+    select the same entities."""
+    page = city_store.query("", query(**selection, limit=1, count=True))  # type: ignore[arg-type]
+    assert ([e["id"] for e in page.entities], page.count) == (expected[:1], len(expected))
+    assert ids(city_store, query(**selection)) == expected  # type: ignore[arg-type]
+
+
 def test_order_is_creation_order_and_survives_updates(
     populated: SqlStore, service: EntityService
 ) -> None:

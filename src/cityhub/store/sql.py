@@ -689,9 +689,12 @@ def _types_in_python(query: EntityQuery) -> bool:
 
     A type usually covers a large share of a tenant (every TrafficFlowObserved), so as an
     index lookup it lists most entities; when ids, q or a geo-query already narrow the
-    candidates, testing each candidate's type in memory is far cheaper.
+    candidates, testing each candidate's type in memory is far cheaper. Not for a count,
+    which tests every candidate: SQL intersects the type's index rows with the others' ten
+    times faster than the store parses each document (`type` and `q=intensity>0` over 10,000
+    entities: 231 ms in memory, 24 ms in SQL).
     """
-    return query.types is not None and (
+    return query.types is not None and not query.count and (
         query.ids is not None or query.q is not None or query.geo is not None
     )
 
