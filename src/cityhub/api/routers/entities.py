@@ -3,7 +3,8 @@
 Retrieval, query and partial attribute update are the hot paths: they declare no FastAPI
 dependencies (they read tenant, @context, Accept and query parameters from the request in one
 pass, documented with `openapi.parameters`). A retrieval reads the store inline on SQLite
-(`deps.point_read`); writes and queries (whose size the client chooses) go to the thread pool.
+(`deps.point_read`); a query there runs inline until a small budget is spent and then in the
+thread pool (`deps.query_read`: the client chooses its size); writes go to the thread pool.
 """
 
 from __future__ import annotations
