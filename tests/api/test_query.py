@@ -200,7 +200,7 @@ async def test_a_query_stopped_on_the_event_loop_is_answered_from_the_thread_poo
              {"georel": "near;maxDistance==1500", "geometry": "Point",
               "coordinates": "[116.31, 39.90]"}]
     inline = [(await district.get(URL, params=p)) for p in asked]
-    monkeypatch.setattr(deps, "INLINE_QUERY_S", -1.0)
+    monkeypatch.setattr(deps, "INLINE_READ_S", -1.0)
     stopped = [(await district.get(URL, params=p)) for p in asked]
     for first, second in zip(inline, stopped, strict=True):
         assert second.status_code == first.status_code == 200

@@ -313,3 +313,35 @@ async def test_delete_attribute_and_entity_history(driven: httpx.AsyncClient) ->
     await get(driven, status=404)
     await get(driven, f"{ENTITIES}/{V1}", 404)
     assert (await driven.delete(f"{TEMPORAL}/{V1}")).status_code == 404
+
+
+async def test_a_history_read_stopped_on_the_event_loop_is_answered_from_the_thread_pool(
+        driven: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the history reads run on the event loop with a small budget first; one that
+    runs past it (every one here: the budget is below zero) is run again in the thread pool,
+    with the same answer, errors included."""
+    from cityhub.api import deps
+
+    await drive(driven, "urn:ngsi-ld:Vehicle:2", [("2026-01-01T10:05:00Z", 99)])
+    asked: list[tuple[str, str, dict[str, str], Any]] = [
+        ("GET", f"{TEMPORAL}/{V1}", {"lastN": "2"}, None),
+        ("GET", f"{TEMPORAL}/{V1}", {"aggrMethods": "max,avg", "aggrPeriodDuration": "PT1H",
+                                     "format": "aggregatedValues"}, None),
+        ("GET", f"{TEMPORAL}/{V1}", {"attrs": "colour"}, None),
+        ("GET", TEMPORAL, {"type": "Vehicle", "q": "speed>50", "count": "true"}, None),
+        ("POST", "/ngsi-ld/v1/temporal/entityOperations/query", {},
+         {"type": "Query", "entities": [{"type": "Vehicle"}], "temporalQ": {"lastN": 1}}),
+    ]
+
+    async def answers() -> list[tuple[int, Any, str | None]]:
+        out = []
+        for method, url, params, body in asked:
+            response = await driven.request(method, url, params=params, json=body)
+            out.append((response.status_code, response.json(),
+                        response.headers.get("NGSILD-Results-Count")))
+        return out
+
+    on_the_loop = await answers()
+    assert [status for status, _, _ in on_the_loop] == [200, 200, 404, 200, 200]
+    monkeypatch.setattr(deps, "INLINE_READ_S", -1.0)
+    assert await answers() == on_the_loop

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from cityhub.ngsild import temporal as tl
 from cityhub.store import database
 from cityhub.store.database import OverBudget
 from cityhub.store.service import EntityService
 from cityhub.store.sql import SqlStore
+from cityhub.store.temporal import TemporalStore
 from tests.store.helpers import Clock, query, vehicle
 
 TENANT = "city"
+SPEED = "https://uri.etsi.org/ngsi-ld/default-context/speed"
 
 
 def counting(to: int) -> str:
@@ -62,6 +65,27 @@ def test_a_query_within_its_deadline_answers_as_one_without(
     plain = store.query(TENANT, wanted)
     assert late == plain
     assert late.entities
+
+
+def test_a_history_read_whose_deadline_has_passed_stops(
+        service: EntityService, store: SqlStore) -> None:
+    service.batch(TENANT, "upsert", [vehicle(1, 10.0)])
+    temporal = TemporalStore(store)
+    entity = store.get(TENANT, vehicle(1)["id"])
+    assert entity is not None
+    past = time.perf_counter() - 1.0
+    for representation in ({}, {"aggr_methods": "max", "aggr_period": "PT1H",
+                                "format_": "aggregatedValues"}):
+        asked = tl.parse_temporal_query(**representation)
+        with pytest.raises(OverBudget):
+            temporal.read(TENANT, entity, asked, deadline=past)
+        with pytest.raises(OverBudget):  # the attributes named: no look-up of them first
+            temporal.read(TENANT, entity, asked, [SPEED], deadline=past)
+        assert temporal.read(TENANT, entity, asked) == temporal.read(
+            TENANT, entity, asked, deadline=time.perf_counter() + 3600.0)
+    with pytest.raises(OverBudget):
+        temporal.attributes(TENANT, entity["id"], deadline=past)
+    assert SPEED in temporal.attributes(TENANT, entity["id"])
 
 
 def test_the_deadline_is_looked_at_per_candidate_sorted_in_memory(

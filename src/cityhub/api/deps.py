@@ -21,7 +21,7 @@ from cityhub.api.auth import guarded_service, guarded_store
 from cityhub.config import Settings
 from cityhub.ngsild.errors import BadRequestData, NonexistentTenant
 from cityhub.store.database import OverBudget
-from cityhub.store.port import EntityQuery, QueryResult, Store
+from cityhub.store.port import Store
 from cityhub.store.service import EntityService
 
 T = TypeVar("T")
@@ -55,23 +55,24 @@ async def point_read(request: Request, read: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(read, *args)
 
 
-INLINE_QUERY_S = 0.002
-"""How long a query may run on the event loop (`query_read`) before it goes to the thread
-pool: a selective query takes a tenth of that, a scan far longer."""
+INLINE_READ_S = 0.002
+"""How long a read whose size the client chooses (a query, a history) may run on the event
+loop before it goes to the thread pool (`budgeted_read`): a selective query takes a tenth of
+that, a scan far longer."""
 
 
-async def query_read(request: Request, store: Store, tenant: str, query: EntityQuery,
-                     ) -> QueryResult:
-    """`store.query`: on SQLite first inline, stopped at `INLINE_QUERY_S` (`OverBudget`) and
-    then run again in the thread pool; elsewhere in the thread pool. A selective query costs
-    less than the hand-off (16 clients querying: 482 answers/s through the pool, 1,600/s
-    inline), while a scan must not hold up every other request of the process."""
+async def budgeted_read(request: Request, read: Callable[[float | None], T]) -> T:
+    """`read(deadline)`: on SQLite first inline with a deadline `INLINE_READ_S` away, and once
+    stopped there (`OverBudget`, nothing changed) again in the thread pool without one;
+    elsewhere in the thread pool. A selective read costs less than the hand-off (16 clients
+    querying: 482 answers/s through the pool, 1,600/s inline), while a scan must not hold up
+    every other request of the process."""
     if getattr(request.app.state, "inline_reads", False):
         try:
-            return store.query(tenant, query, deadline=time.perf_counter() + INLINE_QUERY_S)
+            return read(time.perf_counter() + INLINE_READ_S)
         except OverBudget:
             pass
-    return await run_in_threadpool(store.query, tenant, query)
+    return await run_in_threadpool(read, None)
 
 
 async def get_store(request: Request) -> Store:

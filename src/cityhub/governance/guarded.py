@@ -208,18 +208,21 @@ class GuardedTemporal:
             raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
         return current
 
-    def attributes(self, tenant: str, entity_id: str) -> list[str]:
-        names = self.inner.attributes(tenant, entity_id)
+    def attributes(self, tenant: str, entity_id: str, *,
+                   deadline: float | None = None) -> list[str]:
+        names = self.inner.attributes(tenant, entity_id, deadline=deadline)
         allowed = self.guard.readable_attributes(tenant, self._current(tenant, entity_id))
         return names if allowed is None else [n for n in names if n in allowed]
 
     def read(self, tenant: str, entity: Entity, query: tl.TemporalQuery,
-             attrs: Collection[str] | None = None) -> dict[str, tl.Series]:
+             attrs: Collection[str] | None = None, *,
+             deadline: float | None = None) -> dict[str, tl.Series]:
         allowed = self.guard.readable_attributes(tenant, entity)
         if allowed is not None:
-            wanted = set(self.inner.attributes(tenant, entity["id"]) if attrs is None else attrs)
+            wanted = set(self.inner.attributes(tenant, entity["id"], deadline=deadline)
+                         if attrs is None else attrs)
             attrs = sorted(wanted & allowed)
-        return self.inner.read(tenant, entity, query, attrs)
+        return self.inner.read(tenant, entity, query, attrs, deadline=deadline)
 
     def upsert(self, tenant: str, temporal: Entity, *, must_exist: bool = False) -> bool:
         current = self.store.get(tenant, temporal["id"])

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -83,6 +83,12 @@ PROGRESS_OPS = 1000
 deadline (a few microseconds of work; a look costs about one)."""
 
 _clock = time.perf_counter
+
+
+def within(db: Database, conn: Connection, deadline: float | None,
+           ) -> AbstractContextManager[None]:
+    """`db.budget(conn, deadline)`, or nothing for a read without a deadline."""
+    return nullcontext() if deadline is None else db.budget(conn, deadline)
 
 
 def check_deadline(deadline: float | None) -> None:

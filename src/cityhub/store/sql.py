@@ -14,7 +14,6 @@ import hashlib
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
@@ -47,6 +46,7 @@ from cityhub.store.database import (
     Dialect,
     check_deadline,
     open_database,
+    within,
 )
 from cityhub.store.group_commit import GroupCommitter
 from cityhub.store.port import (
@@ -280,7 +280,7 @@ class SqlStore:
                 not recheck or matches(query.q, doc))
 
         where, params = self._where(tenant, query, types_in_sql=not types_in_python)
-        with self.db.transaction(write=False) as conn, self._within(conn, deadline):
+        with self.db.transaction(write=False) as conn, within(self.db, conn, deadline):
             if query.geo is None and not in_python:
                 count = None
                 if query.count:
@@ -317,10 +317,6 @@ class SqlStore:
             docs[query.offset : query.offset + query.limit],
             len(docs) if query.count else None,
         )
-
-    def _within(self, conn: Connection, deadline: float | None) -> AbstractContextManager[None]:
-        """The read's statements stop at `deadline` (`Database.budget`), if it has one."""
-        return nullcontext() if deadline is None else self.db.budget(conn, deadline)
 
     @staticmethod
     def _geo_matches(entities: list[Entity], query: EntityQuery) -> list[bool]:

@@ -22,7 +22,7 @@ from cityhub.ngsild import temporal as tl
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.model import VALUE_MEMBER, Entity, Instance
 from cityhub.ngsild.payload import format_datetime
-from cityhub.store.database import Connection
+from cityhub.store.database import Connection, check_deadline, within
 from cityhub.store.port import Change, Mutation
 from cityhub.store.service import Clock, utc_now
 from cityhub.store.sql import HISTORY_INSERT, SqlStore, dumps, epoch, insert_rows, numeric_value
@@ -79,21 +79,30 @@ class TemporalStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def attributes(self, tenant: str, entity_id: str) -> list[str]:
-        """Every attribute the entity has history for (a skip scan over the index)."""
-        with self.db.transaction(write=False) as conn:
-            rows = conn.execute(_ATTRS_OF_ENTITY, (tenant, entity_id) * 2).fetchall()
-        return [r[0] for r in rows]
+    def attributes(self, tenant: str, entity_id: str, *,
+                   deadline: float | None = None) -> list[str]:
+        """Every attribute the entity has history for (a skip scan over the index). With a
+        `deadline`, the read stops once it has passed (`OverBudget`), as `Store.query`."""
+        with self.db.transaction(write=False) as conn, within(self.db, conn, deadline):
+            return self._attributes(conn, tenant, entity_id)
+
+    @staticmethod
+    def _attributes(conn: Connection, tenant: str, entity_id: str) -> list[str]:
+        return [r[0] for r in conn.execute(_ATTRS_OF_ENTITY, (tenant, entity_id) * 2).fetchall()]
 
     def read(self, tenant: str, entity: Entity, query: tl.TemporalQuery,
-             attrs: Collection[str] | None = None) -> dict[str, tl.Series]:
-        """The entity's history per attribute (all attributes with history, or `attrs`)."""
-        names = sorted(attrs) if attrs is not None else self.attributes(tenant, entity["id"])
-        with self.db.transaction(write=False) as conn:
+             attrs: Collection[str] | None = None, *,
+             deadline: float | None = None) -> dict[str, tl.Series]:
+        """The entity's history per attribute (all attributes with history, or `attrs`);
+        `deadline` as in `attributes`."""
+        with self.db.transaction(write=False) as conn, within(self.db, conn, deadline):
+            names = (sorted(attrs) if attrs is not None
+                     else self._attributes(conn, tenant, entity["id"]))
             if query.representation == "aggregatedValues":
-                return self._aggregated(conn, tenant, entity, names, query)
+                return self._aggregated(conn, tenant, entity, names, query, deadline)
             out = {}
             for iri in names:
+                check_deadline(deadline)
                 series = self._rows(conn, tenant, entity["id"], iri, query)
                 series.kind = _kind(entity, iri, series.items) or "Property"
                 out[iri] = series
@@ -148,7 +157,7 @@ class TemporalStore:
     # -- aggregation ---------------------------------------------------------------------------
 
     def _aggregated(self, conn: Connection, tenant: str, entity: Entity, names: list[str],
-                    query: tl.TemporalQuery) -> dict[str, tl.Series]:
+                    query: tl.TemporalQuery, deadline: float | None) -> dict[str, tl.Series]:
         lower, upper = query.bounds()
         period = query.aggr_period
         origin, end = lower, upper
@@ -164,6 +173,7 @@ class TemporalStore:
                                    MAX_CALENDAR_PERIODS)
         out = {}
         for iri in names:
+            check_deadline(deadline)
             items = self._numeric_buckets(conn, tenant, entity["id"], iri, query, buckets,
                                           _shift(entity, iri))
             if items is None:  # values SQL cannot aggregate: do it here, over the rows

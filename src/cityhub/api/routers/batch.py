@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
-from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant, query_read
+from cityhub.api.deps import ReadTenant, ServiceDep, StoreDep, WriteTenant, budgeted_read
 from cityhub.api.ldio import (
     AcceptHeader,
     LdContext,
@@ -218,6 +218,7 @@ async def post_query(
     view = make_view(ctx.terms, attrs=body.get("attrs"), pick=body.get("pick"),
                      omit=body.get("omit"), options=options, format_=format_,
                      lang=body.get("lang"))
-    result = await query_read(request, store, tenant, query)
+    result = await budgeted_read(
+        request, lambda deadline: store.query(tenant, query, deadline=deadline))
     headers = {"NGSILD-Results-Count": str(result.count)} if result.count is not None else {}
     return ld_response(render_list(result.entities, ctx, view, media), ctx, media, headers=headers)

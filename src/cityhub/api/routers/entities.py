@@ -4,7 +4,7 @@ Retrieval, query and partial attribute update are the hot paths: they declare no
 dependencies (they read tenant, @context, Accept and query parameters from the request in one
 pass, documented with `openapi.parameters`). A retrieval reads the store inline on SQLite
 (`deps.point_read`); a query there runs inline until a small budget is spent and then in the
-thread pool (`deps.query_read`: the client chooses its size); writes go to the thread pool.
+thread pool (`deps.budgeted_read`: the client chooses its size); writes go to the thread pool.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from cityhub.api.deps import (
     ReadTenant,
     ServiceDep,
     WriteTenant,
+    budgeted_read,
     point_read,
-    query_read,
     read_tenant,
     service_of,
     store_of,
@@ -118,7 +118,9 @@ async def query_entities(request: Request) -> Response:
     filt = entity_filter(request, ctx)
     view = view_params(request, ctx.terms)
     media = negotiate(request.headers.get("accept"))
-    result = await query_read(request, store_of(request), tenant, filt.query)
+    store = store_of(request)
+    result = await budgeted_read(
+        request, lambda deadline: store.query(tenant, filt.query, deadline=deadline))
     headers = {}
     if result.count is not None:
         headers["NGSILD-Results-Count"] = str(result.count)

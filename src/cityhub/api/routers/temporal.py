@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from cityhub.api import openapi as api
 from cityhub.api.auth import guarded_temporal
-from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant
+from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant, budgeted_read
 from cityhub.api.ldio import (
     AcceptHeader,
     LdContext,
@@ -138,11 +138,12 @@ def _answer(
 
 def _query_entities(
     tenant: str, store: Store, temporal: TemporalStore, entity_query: EntityQuery,
-    query: tl.TemporalQuery, ctx: LdContext, media: str,
+    query: tl.TemporalQuery, ctx: LdContext, media: str, deadline: float | None,
 ) -> Response:
-    result = store.query(tenant, entity_query)
+    result = store.query(tenant, entity_query, deadline=deadline)
     attrs = entity_query.attrs_any
-    series = [temporal.read(tenant, e, query, attrs) for e in result.entities]
+    series = [temporal.read(tenant, e, query, attrs, deadline=deadline)
+              for e in result.entities]
     headers = {"NGSILD-Results-Count": str(result.count)} if result.count is not None else {}
     return _answer(result.entities, series, query, ctx, media, headers)
 
@@ -150,12 +151,13 @@ def _query_entities(
 @router.get("/entities", summary="Query the temporal evolution of entities",
             responses=api.responses(400, 404, 406, status_200=_MANY, status_206=_MANY),
             openapi_extra={"parameters": list(FILTER_PARAMS)})
-def query_temporal(
-    tenant: ReadTenant, store: StoreDep, temporal: TemporalDep, filt: FilterDep,
-    query: TemporalQueryDep, accept: AcceptHeader,
+async def query_temporal(
+    request: Request, tenant: ReadTenant, store: StoreDep, temporal: TemporalDep,
+    filt: FilterDep, query: TemporalQueryDep, accept: AcceptHeader,
 ) -> Response:
-    return _query_entities(tenant, store, temporal, filt.query, query, filt.context,
-                           negotiate(accept, geo=False))
+    media = negotiate(accept, geo=False)
+    return await budgeted_read(request, lambda deadline: _query_entities(
+        tenant, store, temporal, filt.query, query, filt.context, media, deadline))
 
 
 @router.post(
@@ -179,27 +181,33 @@ async def create_temporal(request: Request, tenant: WriteTenant, temporal: Tempo
 
 @router.get("/entities/{entityId}", summary="Retrieve the temporal evolution of an entity",
             responses=api.responses(400, 404, 406, status_200=_ONE, status_206=_ONE))
-def retrieve_temporal(
-    entityId: str,
+async def retrieve_temporal(
+    entityId: str, request: Request,
     tenant: ReadTenant, store: StoreDep, temporal: TemporalDep, ctx: LinkContext,
     query: TemporalQueryDep, accept: AcceptHeader,
     attrs: Annotated[str | None, Query(description="Attributes to show")] = None,
 ) -> Response:
     media = negotiate(accept, geo=False)
-    entity = store.get(tenant, check_entity_id(entityId))
-    if entity is None:
-        raise ResourceNotFound(f"entity {entityId} does not exist", instance=entityId)
+    entity_id = check_entity_id(entityId)
     wanted = None
     if attrs is not None:
         wanted = {ctx.terms.expand_term(a) for a in split_list(attrs, "attrs") or []}
-        if not wanted & set(temporal.attributes(tenant, entityId)):
-            raise ResourceNotFound(f"entity {entityId} has no history of {attrs}",
-                                   instance=entityId)
-    series = temporal.read(tenant, entity, query, wanted)
-    clipped, page = tl.paginate([series], query)
-    body = tl.render_temporal_entity(entity, clipped[0], ctx.terms, query)
-    headers = {"Content-Range": page.content_range()} if page else {}
-    return ld_response(body, ctx, media, status=206 if page else 200, headers=headers)
+
+    def answer(deadline: float | None) -> Response:
+        entity = store.get(tenant, entity_id)
+        if entity is None:
+            raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
+        if wanted is not None and not wanted & set(
+                temporal.attributes(tenant, entity_id, deadline=deadline)):
+            raise ResourceNotFound(f"entity {entity_id} has no history of {attrs}",
+                                   instance=entity_id)
+        series = temporal.read(tenant, entity, query, wanted, deadline=deadline)
+        clipped, page = tl.paginate([series], query)
+        body = tl.render_temporal_entity(entity, clipped[0], ctx.terms, query)
+        headers = {"Content-Range": page.content_range()} if page else {}
+        return ld_response(body, ctx, media, status=206 if page else 200, headers=headers)
+
+    return await budgeted_read(request, answer)
 
 
 @router.delete("/entities/{entityId}", status_code=204, summary="Delete a temporal entity",
@@ -309,4 +317,5 @@ async def post_temporal_query(
         last_n=temporal_q.get("lastN"), aggr_methods=temporal_q.get("aggrMethods"),
         aggr_period=temporal_q.get("aggrPeriodDuration"), options=options, format_=format_,
     )
-    return _query_entities(tenant, store, temporal, entity_query, query, ctx, media)
+    return await budgeted_read(request, lambda deadline: _query_entities(
+        tenant, store, temporal, entity_query, query, ctx, media, deadline))
