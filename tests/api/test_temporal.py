@@ -345,3 +345,4 @@ async def test_a_history_read_stopped_on_the_event_loop_is_answered_from_the_thr
     assert [status for status, _, _ in on_the_loop] == [200, 200, 404, 200, 200]
     monkeypatch.setattr(deps, "INLINE_READ_S", -1.0)
     assert await answers() == on_the_loop
+

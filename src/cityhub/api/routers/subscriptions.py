@@ -6,6 +6,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
@@ -69,7 +70,7 @@ async def create_subscription(
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k != "@context"}
     subscription = parse_subscription(body, ctx.terms, context=ctx.value, now=utc_now())
-    subscriptions.create(tenant, subscription, utc_now())
+    await run_in_threadpool(subscriptions.create, tenant, subscription, utc_now())
     location = f"/ngsi-ld/v1/subscriptions/{quote(subscription.id, safe=':')}"
     return Response(status_code=201, headers={"Location": location})
 
@@ -127,7 +128,8 @@ async def update_subscription(
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k != "@context"}
     now = utc_now()
-    subscriptions.update(
+    await run_in_threadpool(
+        subscriptions.update,
         tenant, subscriptionId, lambda current: apply_patch(current, body, ctx.terms, now=now),
         now,
     )

@@ -9,6 +9,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cityhub.api import openapi as api
@@ -173,7 +174,7 @@ async def query_temporal(
 async def create_temporal(request: Request, tenant: WriteTenant, temporal: TemporalDep) -> Response:
     body, ctx = await read_json(request)
     parsed = tl.parse_temporal_entity(strip_context(body), ctx.terms)
-    if not temporal.upsert(tenant, parsed):
+    if not await run_in_threadpool(temporal.upsert, tenant, parsed):
         return Response(status_code=204)
     location = f"/ngsi-ld/v1/temporal/entities/{quote(parsed['id'], safe=':')}"
     return Response(status_code=201, headers={"Location": location})
@@ -231,7 +232,8 @@ async def append_temporal_attrs(
     if not isinstance(body, dict) or not body:
         raise BadRequestData("expected a JSON object of attributes")
     attrs = tl.parse_temporal_attributes(body, ctx.terms)
-    temporal.upsert(tenant, {"id": check_entity_id(entityId), "attrs": attrs}, must_exist=True)
+    await run_in_threadpool(temporal.upsert, tenant, {"id": check_entity_id(entityId),
+                                                      "attrs": attrs}, must_exist=True)
     return Response(status_code=204)
 
 
@@ -263,7 +265,8 @@ async def modify_temporal_instance(
     instances = parse_attribute(iri, strip_context(body), ctx.terms)
     if len(instances) != 1:
         raise BadRequestData("expected one attribute instance")
-    temporal.modify_instance(tenant, check_entity_id(entityId), iri, instanceId, instances[0])
+    await run_in_threadpool(temporal.modify_instance, tenant, check_entity_id(entityId), iri,
+                            instanceId, instances[0])
     return Response(status_code=204)
 
 
