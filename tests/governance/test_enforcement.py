@@ -230,3 +230,23 @@ async def test_turnaround_is_reported(hub: Hub, parking: Tokens) -> None:
     assert report["pending"] == 0
     assert report["withinGoal"] == 1.0
     assert report["goalHours"] == 72
+
+
+async def test_history_reads_run_again_off_the_event_loop_record_each_entity_once(
+        hub: Hub, parking: Tokens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A history read stopped on the event loop runs again in the thread pool
+    (`api.deps.budgeted_read`); the entities it shows are read, and recorded, once."""
+    from cityhub.api import deps
+
+    await grant(hub, parking)
+    monkeypatch.setattr(deps, "INLINE_READ_S", -1.0)  # every read stopped on the loop
+    eric = {**parking("eric"), "Cityhub-Purpose": PURPOSE}
+    hub.audit.events.clear()
+    one = await hub.http.get(f"{API}/temporal/entities/{SPOT1}", headers=eric)
+    assert one.status_code == 200, one.text
+    many = await hub.http.get(f"{API}/temporal/entities", params={"type": "ParkingSpot"},
+                              headers=eric)
+    assert many.status_code == 200, many.text
+    assert len(many.json()) == 2  # the third spot is outside the granted area
+    reads = [e.subject for e in hub.audit.events if e.action == "entity.read"]
+    assert reads == [SPOT1, *(e["id"] for e in many.json())]

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from cityhub.api import openapi as api
 from cityhub.api.auth import guarded_temporal
-from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant, budgeted_read
+from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant, budgeted_read, point_read
 from cityhub.api.ldio import (
     AcceptHeader,
     LdContext,
@@ -137,14 +137,19 @@ def _answer(
     return ld_response(body, ctx, media, status=206 if page else 200, headers=headers)
 
 
-def _query_entities(
-    tenant: str, store: Store, temporal: TemporalStore, entity_query: EntityQuery,
-    query: tl.TemporalQuery, ctx: LdContext, media: str, deadline: float | None,
+async def _query_entities(
+    request: Request, tenant: str, store: Store, temporal: TemporalStore,
+    entity_query: EntityQuery, query: tl.TemporalQuery, ctx: LdContext, media: str,
 ) -> Response:
-    result = store.query(tenant, entity_query, deadline=deadline)
+    """The entities, then their histories: two reads, each tried on the event loop first
+    (`budgeted_read`). Apart, because the guarded store records in the audit trail each
+    entity it lets through: a history read stopped on the loop and run again must not read,
+    and record, the entities a second time."""
+    result = await budgeted_read(
+        request, lambda deadline: store.query(tenant, entity_query, deadline=deadline))
     attrs = entity_query.attrs_any
-    series = [temporal.read(tenant, e, query, attrs, deadline=deadline)
-              for e in result.entities]
+    series = await budgeted_read(request, lambda deadline: [
+        temporal.read(tenant, e, query, attrs, deadline=deadline) for e in result.entities])
     headers = {"NGSILD-Results-Count": str(result.count)} if result.count is not None else {}
     return _answer(result.entities, series, query, ctx, media, headers)
 
@@ -156,9 +161,8 @@ async def query_temporal(
     request: Request, tenant: ReadTenant, store: StoreDep, temporal: TemporalDep,
     filt: FilterDep, query: TemporalQueryDep, accept: AcceptHeader,
 ) -> Response:
-    media = negotiate(accept, geo=False)
-    return await budgeted_read(request, lambda deadline: _query_entities(
-        tenant, store, temporal, filt.query, query, filt.context, media, deadline))
+    return await _query_entities(request, tenant, store, temporal, filt.query, query,
+                                 filt.context, negotiate(accept, geo=False))
 
 
 @router.post(
@@ -194,21 +198,24 @@ async def retrieve_temporal(
     if attrs is not None:
         wanted = {ctx.terms.expand_term(a) for a in split_list(attrs, "attrs") or []}
 
-    def answer(deadline: float | None) -> Response:
-        entity = store.get(tenant, entity_id)
-        if entity is None:
-            raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
+    # The entity first (the guarded store records the read), then its history, which may be
+    # stopped on the event loop and read again (see `_query_entities`).
+    entity = await point_read(request, store.get, tenant, entity_id)
+    if entity is None:
+        raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
+
+    def history(deadline: float | None) -> dict[str, tl.Series]:
         if wanted is not None and not wanted & set(
                 temporal.attributes(tenant, entity_id, deadline=deadline)):
             raise ResourceNotFound(f"entity {entity_id} has no history of {attrs}",
                                    instance=entity_id)
-        series = temporal.read(tenant, entity, query, wanted, deadline=deadline)
-        clipped, page = tl.paginate([series], query)
-        body = tl.render_temporal_entity(entity, clipped[0], ctx.terms, query)
-        headers = {"Content-Range": page.content_range()} if page else {}
-        return ld_response(body, ctx, media, status=206 if page else 200, headers=headers)
+        return temporal.read(tenant, entity, query, wanted, deadline=deadline)
 
-    return await budgeted_read(request, answer)
+    series = await budgeted_read(request, history)
+    clipped, page = tl.paginate([series], query)
+    body = tl.render_temporal_entity(entity, clipped[0], ctx.terms, query)
+    headers = {"Content-Range": page.content_range()} if page else {}
+    return ld_response(body, ctx, media, status=206 if page else 200, headers=headers)
 
 
 @router.delete("/entities/{entityId}", status_code=204, summary="Delete a temporal entity",
@@ -320,5 +327,5 @@ async def post_temporal_query(
         last_n=temporal_q.get("lastN"), aggr_methods=temporal_q.get("aggrMethods"),
         aggr_period=temporal_q.get("aggrPeriodDuration"), options=options, format_=format_,
     )
-    return await budgeted_read(request, lambda deadline: _query_entities(
-        tenant, store, temporal, entity_query, query, ctx, media, deadline))
+    return await _query_entities(request, tenant, store, temporal, entity_query, query, ctx,
+                                 media)
