@@ -39,6 +39,7 @@ from cityhub.ngsild.query import (
     needs_recheck,
     sqlite_regexp,
     type_matches,
+    type_rows,
 )
 from cityhub.store.database import (
     Connection,
@@ -220,6 +221,22 @@ class SqlStore:
                                 (tenant, entity_id))
         return None if row is None else orjson.loads(row[0])
 
+    def _source(self, tenant: str, query: EntityQuery,
+                types_in_python: bool) -> tuple[str, str, list[Any], str]:
+        """FROM, WHERE (with its parameters) and ORDER BY of a query's entities `e`, in eid
+        order. A query for one type alone walks that type's index rows in eid order and
+        joins the entities (`type_rows`), so a page reads only its own rows (ordered by the
+        index's eid: by `e.eid`, SQLite would sort); any other query filters the entities
+        (`_where`)."""
+        alone = (query.ids is None and query.id_pattern is None and query.q is None
+                 and query.scope is None and query.attrs_any is None and query.geo is None)
+        walked = (type_rows(query.types, self.db.dialect, "t", tenant=tenant)
+                  if alone and query.types is not None else None)
+        if walked is not None:
+            return "attr_index t JOIN entities e ON e.eid = t.eid", *walked, "t.eid"
+        return ("entities e", *self._where(tenant, query, types_in_sql=not types_in_python),
+                "e.eid")
+
     def _where(
         self, tenant: str, query: EntityQuery, *, types_in_sql: bool = True
     ) -> tuple[str, list[Any]]:
@@ -279,21 +296,21 @@ class SqlStore:
             return (not types_in_python or type_matches(query.types, doc)) and (
                 not recheck or matches(query.q, doc))
 
-        where, params = self._where(tenant, query, types_in_sql=not types_in_python)
+        source, where, params, order = self._source(tenant, query, types_in_python)
         with self.db.transaction(write=False) as conn, within(self.db, conn, deadline):
             if query.geo is None and not in_python:
                 count = None
                 if query.count:
                     count = conn.execute(
-                        f"SELECT count(*) FROM entities e WHERE {where}",
+                        f"SELECT count(*) FROM {source} WHERE {where}",
                         params,
                     ).fetchone()[0]
                 rows = conn.execute(
-                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid LIMIT ? OFFSET ?",
+                    f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
                     [*params, query.limit, query.offset],
                 ).fetchall()
                 return QueryResult([orjson.loads(r[0]) for r in rows], count)
-            cursor = conn.execute(f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.eid",
+            cursor = conn.execute(f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order}",
                                   params)
             if query.geo is None and not query.count:
                 # Stream the candidates and stop at the page's end: memory stays bounded.

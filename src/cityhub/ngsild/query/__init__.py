@@ -51,7 +51,13 @@ from cityhub.ngsild.query.index import (
 )
 from cityhub.ngsild.query.parser import parse_q, parse_scope_q, parse_type_expr
 from cityhub.ngsild.query.plan import needs_recheck
-from cityhub.ngsild.query.sql import compile_q, compile_scope, compile_type, sqlite_regexp
+from cityhub.ngsild.query.sql import (
+    compile_q,
+    compile_scope,
+    compile_type,
+    sqlite_regexp,
+    type_rows,
+)
 
 __all__ = [
     "CORE_MEMBERS",
@@ -98,4 +104,5 @@ __all__ = [
     "scope_matches",
     "sqlite_regexp",
     "type_matches",
+    "type_rows",
 ]
