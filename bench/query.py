@@ -111,6 +111,9 @@ def entity_kinds(store: SqlStore, count: int, n: int, rng: random.Random) -> lis
         return entity_sample(georel="near;maxDistance==200", geometry="Point",
                              coordinates=f"[{lon},{lat}]")
 
+    def type_page() -> Sample:  # a client paging through every entity of the type
+        return entity_sample(limit=20, offset=rng.randrange(0, 1000))
+
     def within() -> Sample:
         ring = json.dumps([city.square(rng, 300.0)], separators=(",", ":"))
         return entity_sample(georel="within", geometry="Polygon", coordinates=ring)
@@ -122,6 +125,8 @@ def entity_kinds(store: SqlStore, count: int, n: int, rng: random.Random) -> lis
              [q_relationship() for _ in range(n)]),
         Kind("geo near", "georel=near;maxDistance==200", goal, [near() for _ in range(n)]),
         Kind("geo within", "georel=within, 300 m square", goal, [within() for _ in range(n)]),
+        Kind("type page", "type only, limit=20, offset < 1000", goal,
+             [type_page() for _ in range(n)]),
     ]
 
 
