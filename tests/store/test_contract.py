@@ -150,6 +150,26 @@ def test_a_page_of_one_type_is_the_same_page_of_all_its_entities(city_store: Sql
             assert walked == filtered
 
 
+@pytest.mark.parametrize("attrs", [("speed",), ("battery",), ("color", "battery"), ("nothing",)])
+def test_a_page_with_attrs_is_the_same_walked_or_listed(
+        city_store: SqlStore, attrs: tuple[str, ...]) -> None:
+    """`attrs` with one type or none walk the rows in eid order and probe each where the
+    census says that pays (small pages of common attributes), and list the matches
+    otherwise (`SqlStore._source`): either way the pages and counts are those of the same
+    filter as a q expression, or with a type union, which take the general path."""
+    any_of = "|".join(attrs)
+    for limit, offset in ((1, 0), (1, 1), (2, 1), (20, 0)):
+        for type_ in ("Vehicle", "Bike"):
+            walked = city_store.query("", query(type_=type_, attrs_any=attrs, limit=limit,
+                                                offset=offset))
+            listed = city_store.query("", query(type_=f"{type_},Nobody", q=any_of,
+                                                limit=limit, offset=offset))
+            assert walked == listed
+        walked = city_store.query("", query(attrs_any=attrs, limit=limit, offset=offset))
+        listed = city_store.query("", query(q=any_of, limit=limit, offset=offset))
+        assert walked == listed
+
+
 def test_limit_offset_and_count(city_store: SqlStore) -> None:
     page = city_store.query("", query(type_="Vehicle", limit=2, count=True))
     assert ([e["id"] for e in page.entities], page.count) == ([V1, V2], 3)

@@ -25,8 +25,8 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 def plan(store: SqlStore, asked: EntityQuery) -> list[str]:
-    source, where, params, order = store._source("", asked, types_in_python=False)
     with store.db.transaction(write=False) as conn:
+        source, where, params, order, _ = store._source(conn, "", asked)
         return [str(row[3]) for row in conn.execute(
             f"EXPLAIN QUERY PLAN SELECT e.doc FROM {source} WHERE {where} "  # noqa: S608
             f"ORDER BY {order} LIMIT 20", params).fetchall()]
@@ -35,6 +35,9 @@ def plan(store: SqlStore, asked: EntityQuery) -> list[str]:
 @pytest.mark.parametrize(("asked", "reads"), [
     (query(type_="Vehicle"), "SEARCH t USING COVERING INDEX attr_index_lookup"),
     (query(), "SEARCH e USING INDEX entities_tenant"),
+    (query(type_="Vehicle", attrs_any=("speed",)),
+     "SEARCH t USING COVERING INDEX attr_index_lookup"),
+    (query(attrs_any=("speed", "battery")), "SEARCH e USING INDEX entities_tenant"),
     (query(ids=("urn:ngsi-ld:Vehicle:3", "urn:ngsi-ld:Vehicle:1")),
      "SEARCH entities USING COVERING INDEX sqlite_autoindex_entities_1 (tenant=? AND id=?)"),
 ])

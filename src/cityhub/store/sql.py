@@ -30,6 +30,7 @@ from cityhub.ngsild.query import (
     Or,
     Path,
     QExpr,
+    TypeName,
     attribute_rows,
     compile_q,
     compile_scope,
@@ -37,6 +38,7 @@ from cityhub.ngsild.query import (
     index_rows,
     matches,
     needs_recheck,
+    probe_q,
     sqlite_regexp,
     type_matches,
     type_rows,
@@ -221,21 +223,64 @@ class SqlStore:
                                 (tenant, entity_id))
         return None if row is None else orjson.loads(row[0])
 
-    def _source(self, tenant: str, query: EntityQuery,
-                types_in_python: bool) -> tuple[str, str, list[Any], str]:
+    def _source(self, conn: Connection, tenant: str, query: EntityQuery,
+                ) -> tuple[str, str, list[Any], str, bool]:
         """FROM, WHERE (with its parameters) and ORDER BY of a query's entities `e`, in eid
-        order. A query for one type alone walks that type's index rows in eid order and
-        joins the entities (`type_rows`), so a page reads only its own rows (ordered by the
-        index's eid: by `e.eid`, SQLite would sort); any other query filters the entities
-        (`_where`)."""
-        alone = (query.ids is None and query.id_pattern is None and query.q is None
-                 and query.scope is None and query.attrs_any is None and query.geo is None)
-        walked = (type_rows(query.types, self.db.dialect, "t", tenant=tenant)
-                  if alone and query.types is not None else None)
+        order, and whether the type is left to be tested in memory (`_types_in_python`).
+
+        A query for one type walks that type's index rows in eid order and joins the
+        entities (`type_rows`; ordered by the index's eid: by `e.eid`, SQLite would sort),
+        so that a page reads about its own rows. With `attrs` (and for `attrs` alone, over
+        the tenant's entities in eid order, `entities_tenant`) the walk probes each row for
+        them (`probe_q`) where the census says that pays (`_walk_pays`). Any other query
+        filters the entities (`_where`)."""
+        dialect = self.db.dialect
+        walkable = (query.ids is None and query.id_pattern is None and query.q is None
+                    and query.scope is None and query.geo is None)
+        walked = (type_rows(query.types, dialect, "t", tenant=tenant)
+                  if walkable and query.types is not None else None)
+        probes = None
+        if walkable and query.attrs_any and (walked is not None or query.types is None):
+            if self._walk_pays(conn, tenant, query):
+                any_attribute = _any_attribute(query.attrs_any)
+                assert any_attribute is not None
+                probes = probe_q(any_attribute, dialect)
+            else:
+                walked = None
         if walked is not None:
-            return "attr_index t JOIN entities e ON e.eid = t.eid", *walked, "t.eid"
+            where, params = walked
+            if probes is not None:
+                where, params = f"{where} AND {probes[0]}", [*params, *probes[1]]
+            return ("attr_index t JOIN entities e ON e.eid = t.eid", where, params, "t.eid",
+                    False)
+        if probes is not None:
+            return ("entities e", f"e.tenant = ? AND {probes[0]}", [tenant, *probes[1]],
+                    "e.eid", False)
+        types_in_python = _types_in_python(query)
         return ("entities e", *self._where(tenant, query, types_in_sql=not types_in_python),
-                "e.eid")
+                "e.eid", types_in_python)
+
+    @staticmethod
+    def _walk_pays(conn: Connection, tenant: str, query: EntityQuery) -> bool:
+        """Whether a page of a query with `attrs` is cheaper walked and probed than listed.
+        From the census (`type_attrs`): the entities walked W (of the type, or of the tenant)
+        and at most M having one of the attributes. A page walks about (offset + limit) W / M
+        rows, the list holds M: walk when M * M > (offset + limit) * W. Never for a count,
+        which sees every match either way and lists only M (at a million entities, an
+        attribute that 100 have: 1.7 s walked, 0.1 ms listed)."""
+        if query.count:
+            return False
+        attrs = query.attrs_any or ()
+        marks = ", ".join("?" for _ in attrs)
+        sql = (f"SELECT coalesce(sum(CASE WHEN attr = '' THEN n END), 0), "
+               f"coalesce(sum(CASE WHEN attr IN ({marks}) THEN n END), 0) "
+               "FROM type_attrs WHERE tenant = ?")
+        params: list[Any] = [*attrs, tenant]
+        if isinstance(query.types, TypeName):
+            sql += " AND type = ?"
+            params.append(query.types.name)
+        walked, matching = conn.execute(sql, params).fetchone()
+        return bool(matching) and matching * matching > (query.offset + query.limit) * walked
 
     def _where(
         self, tenant: str, query: EntityQuery, *, types_in_sql: bool = True
@@ -290,18 +335,17 @@ class SqlStore:
 
     def query(self, tenant: str, query: EntityQuery, *,
               deadline: float | None = None) -> QueryResult:
-        types_in_python = _types_in_python(query)
         recheck = query.q is not None and needs_recheck(query.q)
-        in_python = types_in_python or recheck
-
-        def keep(doc: Entity) -> bool:
-            """The tests SQL left to memory: the type (see _types_in_python) and a q on
-            unindexed system timestamps (needs_recheck)."""
-            return (not types_in_python or type_matches(query.types, doc)) and (
-                not recheck or matches(query.q, doc))
-
-        source, where, params, order = self._source(tenant, query, types_in_python)
         with self.db.transaction(write=False) as conn, within(self.db, conn, deadline):
+            source, where, params, order, types_in_python = self._source(conn, tenant, query)
+            in_python = types_in_python or recheck
+
+            def keep(doc: Entity) -> bool:
+                """The tests SQL left to memory: the type (see _types_in_python) and a q on
+                unindexed system timestamps (needs_recheck)."""
+                return (not types_in_python or type_matches(query.types, doc)) and (
+                    not recheck or matches(query.q, doc))
+
             if query.geo is None and not in_python:
                 count = None
                 if query.count:
@@ -705,14 +749,16 @@ def _types_in_python(query: EntityQuery) -> bool:
     """Whether to test the entity type on the candidates rather than in SQL.
 
     A type usually covers a large share of a tenant (every TrafficFlowObserved), so as an
-    index lookup it lists most entities; when ids, q or a geo-query already narrow the
-    candidates, testing each candidate's type in memory is far cheaper. Not for a count,
+    index lookup it lists most entities; when ids, q, a geo-query or `attrs` already narrow
+    the candidates, testing each candidate's type in memory is far cheaper (`attrs` that
+    do not narrow them are walked, see `SqlStore._source`). Not for a count,
     which tests every candidate: SQL intersects the type's index rows with the others' ten
     times faster than the store parses each document (`type` and `q=intensity>0` over 10,000
     entities: 231 ms in memory, 24 ms in SQL).
     """
     return query.types is not None and not query.count and (
         query.ids is not None or query.q is not None or query.geo is not None
+        or query.attrs_any is not None
     )
 
 

@@ -55,6 +55,7 @@ from cityhub.ngsild.query.sql import (
     compile_q,
     compile_scope,
     compile_type,
+    probe_q,
     sqlite_regexp,
     type_rows,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "parse_q",
     "parse_scope_q",
     "parse_type_expr",
+    "probe_q",
     "scope_matches",
     "sqlite_regexp",
     "type_matches",

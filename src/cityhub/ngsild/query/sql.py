@@ -88,6 +88,16 @@ def compile_q(expr: QExpr, dialect: Dialect, alias: str = "e", *,
     return _Compiler(dialect, alias, tenant).plan(plan_q(expr))
 
 
+def probe_q(expr: QExpr, dialect: Dialect, alias: str = "e") -> tuple[str, list[object]]:
+    """SQL for an expanded q expression as probes of one entity row: each index lookup is
+    `EXISTS (SELECT 1 FROM attr_index p WHERE p.eid = {alias}.eid AND ...)`, one seek in the
+    (eid, path, ...) index. For filters most entities pass (the `attrs` of a query: "has
+    one of these attributes") while the rows are walked in eid order (`type_rows`, the
+    tenant's entities): a page then probes about its own rows, where `compile_q`'s lists
+    would hold every entity that has the attribute first."""
+    return _Compiler(dialect, alias, None, probe=True).plan(plan_q(expr))
+
+
 def compile_type(expr: TypeExpr, dialect: Dialect, alias: str = "e", *,
                  tenant: str | None = None) -> tuple[str, list[object]]:
     """SQL for an expanded entity type expression."""
@@ -116,7 +126,8 @@ def compile_scope(expr: ScopeExpr, dialect: Dialect, alias: str = "e", *,
 
 
 class _Compiler:
-    def __init__(self, dialect: Dialect, alias: str, tenant: str | None) -> None:
+    def __init__(self, dialect: Dialect, alias: str, tenant: str | None, *,
+                 probe: bool = False) -> None:
         if dialect not in ("sqlite", "postgres"):
             raise ValueError(f"unknown SQL dialect {dialect!r}")
         if not alias.isidentifier():
@@ -124,6 +135,7 @@ class _Compiler:
         self.postgres = dialect == "postgres"
         self.alias = alias
         self.tenant = tenant
+        self.probe = probe  # lookups as probes of the row `alias` (see `probe_q`)
 
     def plan(self, plan: Plan) -> tuple[str, list[object]]:
         params: list[object] = []
@@ -160,7 +172,7 @@ class _Compiler:
         """
         lookups = [item for item in plan.items
                    if isinstance(item, Has) and item.key is not None and not unindexed(item)]
-        if len(lookups) < 2:
+        if len(lookups) < 2 or self.probe:
             return "(" + " AND ".join(self._plan(item, params, positive)
                                       for item in plan.items) + ")"
         ranked = sorted(lookups, key=_selectivity_rank)
@@ -193,6 +205,9 @@ class _Compiler:
             plan = Has(key_of(Path(plan.path.attr, plan.path.sub[:-1])), None)
             if plan.key is None:
                 return "1 = 0"
+        if self.probe:
+            where = self._has_where(plan, params, "p", probe=True)
+            return f"EXISTS (SELECT 1 FROM attr_index p WHERE p.eid = {self.alias}.eid AND {where})"
         where = self._has_where(plan, params)
         return f"{self.alias}.eid IN (SELECT eid FROM attr_index WHERE {where})"
 
