@@ -26,10 +26,10 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 def plan(store: SqlStore, asked: EntityQuery) -> list[str]:
     with store.db.transaction(write=False) as conn:
-        source, where, params, order, _ = store._source(conn, "", asked)
+        source = store._source(conn, "", asked)
         return [str(row[3]) for row in conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT e.doc FROM {source} WHERE {where} "  # noqa: S608
-            f"ORDER BY {order} LIMIT 20", params).fetchall()]
+            f"EXPLAIN QUERY PLAN SELECT e.doc FROM {source.rows} WHERE {source.where} "  # noqa: S608
+            f"ORDER BY {source.order} LIMIT 20", source.params).fetchall()]
 
 
 @pytest.mark.parametrize(("asked", "reads"), [

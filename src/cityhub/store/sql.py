@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -223,10 +223,8 @@ class SqlStore:
                                 (tenant, entity_id))
         return None if row is None else orjson.loads(row[0])
 
-    def _source(self, conn: Connection, tenant: str, query: EntityQuery,
-                ) -> tuple[str, str, list[Any], str, bool]:
-        """FROM, WHERE (with its parameters) and ORDER BY of a query's entities `e`, in eid
-        order, and whether the type is left to be tested in memory (`_types_in_python`).
+    def _source(self, conn: Connection, tenant: str, query: EntityQuery) -> _Source:
+        """Where a query's entities `e` come from, in eid order (see `_Source`).
 
         A query for one type walks that type's index rows in eid order and joins the
         entities (`type_rows`; ordered by the index's eid: by `e.eid`, SQLite would sort),
@@ -249,16 +247,17 @@ class SqlStore:
                 walked = None
         if walked is not None:
             where, params = walked
-            if probes is not None:
-                where, params = f"{where} AND {probes[0]}", [*params, *probes[1]]
-            return ("attr_index t JOIN entities e ON e.eid = t.eid", where, params, "t.eid",
-                    False)
+            rows = "attr_index t JOIN entities e ON e.eid = t.eid"
+            if probes is None:  # one index row per entity of the type: count those alone
+                return _Source(rows, "attr_index t", where, params, "t.eid", False)
+            return _Source(rows, rows, f"{where} AND {probes[0]}", [*params, *probes[1]],
+                           "t.eid", False)
         if probes is not None:
-            return ("entities e", f"e.tenant = ? AND {probes[0]}", [tenant, *probes[1]],
-                    "e.eid", False)
+            return _Source("entities e", "entities e", f"e.tenant = ? AND {probes[0]}",
+                           [tenant, *probes[1]], "e.eid", False)
         types_in_python = _types_in_python(query)
-        return ("entities e", *self._where(tenant, query, types_in_sql=not types_in_python),
-                "e.eid", types_in_python)
+        where, params = self._where(tenant, query, types_in_sql=not types_in_python)
+        return _Source("entities e", "entities e", where, params, "e.eid", types_in_python)
 
     @staticmethod
     def _walk_pays(conn: Connection, tenant: str, query: EntityQuery) -> bool:
@@ -337,7 +336,9 @@ class SqlStore:
               deadline: float | None = None) -> QueryResult:
         recheck = query.q is not None and needs_recheck(query.q)
         with self.db.transaction(write=False) as conn, within(self.db, conn, deadline):
-            source, where, params, order, types_in_python = self._source(conn, tenant, query)
+            source = self._source(conn, tenant, query)
+            where, params, order = source.where, source.params, source.order
+            types_in_python = source.types_in_python
             in_python = types_in_python or recheck
 
             def keep(doc: Entity) -> bool:
@@ -350,16 +351,17 @@ class SqlStore:
                 count = None
                 if query.count:
                     count = conn.execute(
-                        f"SELECT count(*) FROM {source} WHERE {where}",
+                        f"SELECT count(*) FROM {source.counted} WHERE {where}",
                         params,
                     ).fetchone()[0]
                 rows = conn.execute(
-                    f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                    f"SELECT e.doc FROM {source.rows} WHERE {where} ORDER BY {order} "
+                    "LIMIT ? OFFSET ?",
                     [*params, query.limit, query.offset],
                 ).fetchall()
                 return QueryResult([orjson.loads(r[0]) for r in rows], count)
-            cursor = conn.execute(f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order}",
-                                  params)
+            cursor = conn.execute(
+                f"SELECT e.doc FROM {source.rows} WHERE {where} ORDER BY {order}", params)
             if query.geo is None and not query.count:
                 # Stream the candidates and stop at the page's end: memory stays bounded.
                 wanted = query.offset + query.limit
@@ -743,6 +745,23 @@ def _lock_key(tenant: str, entity_id: str) -> int:
     """A PostgreSQL advisory lock key (signed 64 bits) for one entity id of a tenant."""
     digest = hashlib.blake2b(f"{tenant}\0{entity_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+class _Source(NamedTuple):
+    """A query's entities `e` in SQL (`SqlStore._source`)."""
+
+    rows: str
+    """FROM of the entities' rows."""
+    counted: str
+    """FROM of their count: the index rows alone where each stands for one entity (the
+    store keeps the index in step with the entities, tests/store/test_query_index_store.py):
+    a million entities of a type counted in 105 ms, 0.9-3.6 s joined to their rows."""
+    where: str
+    params: list[Any]
+    order: str
+    """ORDER BY: eid, as the rows come (`t.eid` on a walk: by `e.eid`, SQLite would sort)."""
+    types_in_python: bool
+    """The type is left to be tested on the candidates (`_types_in_python`)."""
 
 
 def _types_in_python(query: EntityQuery) -> bool:
