@@ -170,6 +170,25 @@ def test_a_page_with_attrs_is_the_same_walked_or_listed(
         assert walked == listed
 
 
+@pytest.mark.parametrize("q", ["speed>0", "speed>=50", 'brandName=="Mercedes"', "battery>0.5",
+                               'speed.unitCode=="KMH"', "speed<0", "color"])
+def test_a_page_with_one_q_lookup_is_the_same_walked_or_listed(
+        city_store: SqlStore, q: str) -> None:
+    """A q of one index lookup, with one type or none, is walked and probed where its index
+    rows (counted up to a bound) say that pays, and listed otherwise (`SqlStore._source`):
+    the pages equal those of the general path (forced here by a type union, or by an
+    `idPattern` that every id matches)."""
+    for limit, offset in ((1, 0), (1, 1), (2, 1), (20, 0)):
+        for type_ in ("Vehicle", "Bike"):
+            walked = city_store.query("", query(type_=type_, q=q, limit=limit, offset=offset))
+            listed = city_store.query("", query(type_=f"{type_},Nobody", q=q, limit=limit,
+                                                offset=offset))
+            assert walked == listed
+        walked = city_store.query("", query(q=q, limit=limit, offset=offset))
+        listed = city_store.query("", query(q=q, id_pattern=".", limit=limit, offset=offset))
+        assert walked == listed
+
+
 def test_limit_offset_and_count(city_store: SqlStore) -> None:
     page = city_store.query("", query(type_="Vehicle", limit=2, count=True))
     assert ([e["id"] for e in page.entities], page.count) == ([V1, V2], 3)

@@ -38,6 +38,8 @@ def plan(store: SqlStore, asked: EntityQuery) -> list[str]:
     (query(type_="Vehicle", attrs_any=("speed",)),
      "SEARCH t USING COVERING INDEX attr_index_lookup"),
     (query(attrs_any=("speed", "battery")), "SEARCH e USING INDEX entities_tenant"),
+    (query(type_="Vehicle", q="speed>0"), "SEARCH t USING COVERING INDEX attr_index_lookup"),
+    (query(q='brandName=="Mercedes"'), "SEARCH e USING INDEX entities_tenant"),
     (query(ids=("urn:ngsi-ld:Vehicle:3", "urn:ngsi-ld:Vehicle:1")),
      "SEARCH entities USING COVERING INDEX sqlite_autoindex_entities_1 (tenant=? AND id=?)"),
 ])

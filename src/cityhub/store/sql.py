@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from cityhub.ngsild.query import (
     compile_scope,
     compile_type,
     index_rows,
+    lookup_rows,
     matches,
     needs_recheck,
     probe_q,
@@ -233,16 +235,15 @@ class SqlStore:
         them (`probe_q`) where the census says that pays (`_walk_pays`). Any other query
         filters the entities (`_where`)."""
         dialect = self.db.dialect
-        walkable = (query.ids is None and query.id_pattern is None and query.q is None
-                    and query.scope is None and query.geo is None)
+        walkable = (query.ids is None and query.id_pattern is None and query.scope is None
+                    and query.geo is None and (query.q is None or query.attrs_any is None))
         walked = (type_rows(query.types, dialect, "t", tenant=tenant)
                   if walkable and query.types is not None else None)
+        probed = query.q if query.q is not None else _any_attribute(query.attrs_any)
         probes = None
-        if walkable and query.attrs_any and (walked is not None or query.types is None):
+        if walkable and probed is not None and (walked is not None or query.types is None):
             if self._walk_pays(conn, tenant, query):
-                any_attribute = _any_attribute(query.attrs_any)
-                assert any_attribute is not None
-                probes = probe_q(any_attribute, dialect)
+                probes = probe_q(probed, dialect)
             else:
                 walked = None
         if walked is not None:
@@ -259,18 +260,19 @@ class SqlStore:
         where, params = self._where(tenant, query, types_in_sql=not types_in_python)
         return _Source("entities e", "entities e", where, params, "e.eid", types_in_python)
 
-    @staticmethod
-    def _walk_pays(conn: Connection, tenant: str, query: EntityQuery) -> bool:
-        """Whether a page of a query with `attrs` is cheaper walked and probed than listed.
-        From the census (`type_attrs`): the entities walked W (of the type, or of the tenant)
-        and at most M having one of the attributes. A page walks about (offset + limit) W / M
-        rows, the list holds M: walk when M * M > (offset + limit) * W. Never for a count,
-        which sees every match either way and lists only M (at a million entities, an
-        attribute that 100 have: 1.7 s walked, 0.1 ms listed)."""
-        if query.count:
+    def _walk_pays(self, conn: Connection, tenant: str, query: EntityQuery) -> bool:
+        """Whether a page of a query with `attrs` or a `q` is cheaper walked and probed than
+        listed. W entities are walked (of the type, or of the tenant: the census, `type_attrs`)
+        and at most M match. A page walks about (offset + limit) W / M rows, the list holds
+        M: walk when M * M > (offset + limit) * W. For `attrs`, M is the census's; for a `q`
+        of one index lookup, the lookup's index rows counted up to the bound (never more
+        than about sqrt((offset + limit) W) of them); any other `q` is listed. Never for a
+        count, which sees every match either way and lists only M (at a million entities,
+        an attribute that 100 have: 1.7 s walked, 0.1 ms listed)."""
+        if query.count or (query.q is not None and needs_recheck(query.q)):
             return False
         attrs = query.attrs_any or ()
-        marks = ", ".join("?" for _ in attrs)
+        marks = ", ".join("?" for _ in attrs) or "NULL"
         sql = (f"SELECT coalesce(sum(CASE WHEN attr = '' THEN n END), 0), "
                f"coalesce(sum(CASE WHEN attr IN ({marks}) THEN n END), 0) "
                "FROM type_attrs WHERE tenant = ?")
@@ -279,7 +281,16 @@ class SqlStore:
             sql += " AND type = ?"
             params.append(query.types.name)
         walked, matching = conn.execute(sql, params).fetchone()
-        return bool(matching) and matching * matching > (query.offset + query.limit) * walked
+        page = query.offset + query.limit
+        if query.q is not None:
+            lookup = lookup_rows(query.q, self.db.dialect, "c", tenant=tenant)
+            if lookup is None:
+                return False
+            bound = math.isqrt(page * walked) + 1
+            matching = conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM attr_index c WHERE {lookup[0]} LIMIT ?) b",
+                [*lookup[1], bound]).fetchone()[0]
+        return bool(matching) and matching * matching > page * walked
 
     def _where(
         self, tenant: str, query: EntityQuery, *, types_in_sql: bool = True

@@ -113,8 +113,21 @@ def type_rows(expr: TypeExpr, dialect: Dialect, table: str, *,
     10,000 entities, 0.04 ms walked). None for any other expression."""
     if not isinstance(expr, TypeName):
         return None
-    plan = plan_type(expr)
-    assert isinstance(plan, Has)
+    return _lookup_rows(plan_type(expr), dialect, table, tenant)
+
+
+def lookup_rows(expr: QExpr, dialect: Dialect, table: str, *,
+                tenant: str) -> tuple[str, list[object]] | None:
+    """For a q expression that is one index lookup (`a>5`, `b=="x"`: no `;`, `|` or `!`):
+    the WHERE that selects its index rows in `table` (an alias of attr_index). None for any
+    other expression, and for a lookup the index does not hold (`plan.unindexed`)."""
+    return _lookup_rows(plan_q(expr), dialect, table, tenant)
+
+
+def _lookup_rows(plan: Plan, dialect: Dialect, table: str,
+                 tenant: str) -> tuple[str, list[object]] | None:
+    if not isinstance(plan, Has) or plan.key is None or unindexed(plan):
+        return None
     params: list[object] = []
     return _Compiler(dialect, "e", tenant)._has_where(plan, params, table), params
 
