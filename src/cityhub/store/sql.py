@@ -230,10 +230,10 @@ class SqlStore:
 
         A query for one type walks that type's index rows in eid order and joins the
         entities (`type_rows`; ordered by the index's eid: by `e.eid`, SQLite would sort),
-        so that a page reads about its own rows. With `attrs` (and for `attrs` alone, over
-        the tenant's entities in eid order, `entities_tenant`) the walk probes each row for
-        them (`probe_q`) where the census says that pays (`_walk_pays`). Any other query
-        filters the entities (`_where`)."""
+        so that a page reads about its own rows. With `attrs` or a `q` of one index lookup
+        (and for those alone, over the tenant's entities in eid order, `entities_tenant`)
+        the walk probes each row for them (`probe_q`) where that pays (`_walk_pays`). Any
+        other query filters the entities (`_where`)."""
         dialect = self.db.dialect
         walkable = (query.ids is None and query.id_pattern is None and query.scope is None
                     and query.geo is None and (query.q is None or query.attrs_any is None))
