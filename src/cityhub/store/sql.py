@@ -272,17 +272,18 @@ class SqlStore:
         if query.count or (query.q is not None and needs_recheck(query.q)):
             return False
         attrs = query.attrs_any or ()
-        marks = ", ".join("?" for _ in attrs) or "NULL"
-        sql = (f"SELECT coalesce(sum(CASE WHEN attr = '' THEN n END), 0), "
-               f"coalesce(sum(CASE WHEN attr IN ({marks}) THEN n END), 0) "
-               "FROM type_attrs WHERE tenant = ?")
+        # W, and M for `attrs`: the census rows with attr "" count a type's entities.
+        sql = ("SELECT coalesce(sum(CASE WHEN attr = '' THEN n END), 0), "
+               "coalesce(sum(CASE WHEN attr IN ({}) THEN n END), 0) "
+               "FROM type_attrs WHERE tenant = ?").format(
+                   ", ".join("?" for _ in attrs) or "NULL")  # PostgreSQL refuses `IN ()`
         params: list[Any] = [*attrs, tenant]
         if isinstance(query.types, TypeName):
             sql += " AND type = ?"
             params.append(query.types.name)
         walked, matching = conn.execute(sql, params).fetchone()
         page = query.offset + query.limit
-        if query.q is not None:
+        if query.q is not None:  # `attrs` and a `q` are never walked together
             lookup = lookup_rows(query.q, self.db.dialect, "c", tenant=tenant)
             if lookup is None:
                 return False

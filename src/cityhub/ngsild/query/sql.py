@@ -91,10 +91,10 @@ def compile_q(expr: QExpr, dialect: Dialect, alias: str = "e", *,
 def probe_q(expr: QExpr, dialect: Dialect, alias: str = "e") -> tuple[str, list[object]]:
     """SQL for an expanded q expression as probes of one entity row: each index lookup is
     `EXISTS (SELECT 1 FROM attr_index p WHERE p.eid = {alias}.eid AND ...)`, one seek in the
-    (eid, path, ...) index. For filters most entities pass (the `attrs` of a query: "has
-    one of these attributes") while the rows are walked in eid order (`type_rows`, the
-    tenant's entities): a page then probes about its own rows, where `compile_q`'s lists
-    would hold every entity that has the attribute first."""
+    (eid, path, ...) index. For filters most entities pass (the `attrs` of a query, "has
+    one of these attributes", or a broad one-term q) while the rows are walked in eid order
+    (`type_rows`, the tenant's entities): a page then probes about its own rows, where
+    `compile_q`'s lists would hold every match first."""
     return _Compiler(dialect, alias, None, probe=True).plan(plan_q(expr))
 
 
