@@ -249,10 +249,10 @@ async def test_a_crash_on_a_hot_route_is_a_problem_without_details(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             await create(http, vehicle())
 
-            def broken(*_args: object) -> None:
+            async def broken(*_args: object) -> None:
                 raise RuntimeError("disk on fire")
 
-            monkeypatch.setattr(app.state.store, "get", broken)
+            monkeypatch.setattr(app.state.store, "get_async", broken)
             response = await http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:1")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"

@@ -59,21 +59,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch=context_fetch.HttpxFetcher(settings.context_fetch_timeout_s),
         )
         app.state.store = store
-        app.state.inline_reads = store.db.dialect == "sqlite"  # see deps.point_read
+        app.state.inline_reads = store.db.dialect == "sqlite"  # see deps.budgeted_read
         ops.attach(app, store)
         app.state.service = EntityService(store)
         app.state.contexts = services.registry
         app.state.contexts_resolver = services.resolver
         log.info("event=hub_ready store=%s", settings.resolved_store_url().split("@")[-1])
         try:
-            with governance_state.running(app, settings, store):
-                auth.start_access(app)
-                login.start(app)
-                app.state.catalogue = app.state.access.catalogue
-                governance_state.seed_catalogue(app.state.catalogue, settings.datasets_file)
-                async with ingestion.running(app), notifier.running(app):
-                    await ops.follow_bus(app)
-                    yield
+            async with store.db.loop_reads():  # retrievals read from this loop
+                with governance_state.running(app, settings, store):
+                    auth.start_access(app)
+                    login.start(app)
+                    app.state.catalogue = app.state.access.catalogue
+                    governance_state.seed_catalogue(app.state.catalogue, settings.datasets_file)
+                    async with ingestion.running(app), notifier.running(app):
+                        await ops.follow_bus(app)
+                        yield
         finally:
             store.close()
 

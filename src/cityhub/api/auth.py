@@ -285,7 +285,9 @@ def request_posture(request: Request, principal: Principal) -> Posture:
 
 def guarded_store(request: Request, store: Store) -> Store:
     guard = request_guard(request)
-    return store if guard is None else GuardedStore(store, guard)
+    if guard is None:
+        return store
+    return GuardedStore(store, guard, inline=getattr(request.app.state, "inline_reads", False))
 
 
 def guarded_service(request: Request, service: EntityService) -> EntityService:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
@@ -43,16 +43,6 @@ def service_of(request: Request) -> EntityService:
     """The entity service as the request's principal may write (bare when auth is off)."""
     service: EntityService = request.app.state.service
     return guarded_service(request, service)
-
-
-async def point_read(request: Request, read: Callable[..., T], *args: Any) -> T:
-    """Run a store read of one entity: inline on SQLite (in-process: a page-cache read costs
-    less than a thread hand-off), in the thread pool on PostgreSQL (a network round trip
-    would stall every request of the process). Writes always go to the thread pool: they may
-    wait for another process's write lock."""
-    if getattr(request.app.state, "inline_reads", False):
-        return read(*args)
-    return await run_in_threadpool(read, *args)
 
 
 INLINE_READ_S = 0.002

@@ -8,6 +8,7 @@ dependency when authentication is on, and the bare objects when it is off.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from typing import Any
 
@@ -31,14 +32,27 @@ from cityhub.store.temporal import TemporalStore
 
 
 class GuardedStore:
-    """A `Store` whose reads pass the guard; writes go through `GuardedService`."""
+    """A `Store` whose reads pass the guard; writes go through `GuardedService`.
 
-    def __init__(self, store: Store, guard: Guard) -> None:
+    `inline`: whether the guard may look up the catalogue and grants on the event loop in
+    `get_async` (SQLite: a page-cache read), or must do so in a worker thread (PostgreSQL: a
+    round trip)."""
+
+    def __init__(self, store: Store, guard: Guard, *, inline: bool = True) -> None:
         self.inner = store
         self.guard = guard
+        self.inline = inline
 
     def get(self, tenant: str, entity_id: str) -> Entity | None:
-        entity = self.inner.get(tenant, entity_id)
+        return self._visible(tenant, self.inner.get(tenant, entity_id))
+
+    async def get_async(self, tenant: str, entity_id: str) -> Entity | None:
+        entity = await self.inner.get_async(tenant, entity_id)
+        if entity is None or self.inline:
+            return self._visible(tenant, entity)
+        return await asyncio.to_thread(self._visible, tenant, entity)
+
+    def _visible(self, tenant: str, entity: Entity | None) -> Entity | None:
         if entity is None:
             return None
         visible = self.guard.readable(tenant, entity)

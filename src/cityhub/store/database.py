@@ -18,14 +18,21 @@ SQLite's automatic WAL checkpoints are off: a thread of each file's own copies t
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -58,6 +65,17 @@ class Database(Protocol):
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first row of one read statement (None if it has none): a statement alone
         reads one consistent snapshot, so no transaction is opened around it."""
+        ...
+
+    async def fetch_one_async(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """`fetch_one` for a coroutine on the event loop, which it never blocks for longer
+        than a page-cache read: SQLite answers inline; PostgreSQL awaits a connection of
+        the pool `loop_reads` opened on this loop, or else runs in a worker thread."""
+        ...
+
+    def loop_reads(self) -> AbstractAsyncContextManager[None]:
+        """While inside (on the event loop that serves requests), `fetch_one_async` reads
+        from that loop without a worker thread."""
         ...
 
     def budget(self, conn: Connection, deadline: float) -> AbstractContextManager[None]:
@@ -225,6 +243,16 @@ class SqliteDatabase:
                 if self._closed:  # only close() waits on it
                     self._idle.notify_all()
 
+    async def fetch_one_async(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """See `Database.fetch_one_async`: inline (a read of this process's page cache costs
+        less than handing it to a thread)."""
+        return self.fetch_one(sql, params)
+
+    @asynccontextmanager
+    async def loop_reads(self) -> AsyncIterator[None]:
+        """See `Database.loop_reads`: SQLite reads inline always."""
+        yield
+
     @contextmanager
     def budget(self, conn: Connection, deadline: float) -> Iterator[None]:
         """See `Database.budget`: SQLite's progress handler interrupts the statement."""
@@ -296,6 +324,12 @@ class _PgConnection:
                 cursor.executemany(_to_pyformat(sql), rows)
 
 
+LOOP_POOL_SIZE = 4
+"""Connections of the event loop's own pool (`PostgresDatabase.loop_reads`): a point read
+holds one for a round trip, so a few serve many clients (16 clients: 6,400-6,900 answers/s
+with 1, 2, 4 or 8)."""
+
+
 class PostgresDatabase:
     """A psycopg connection pool; `url` is a libpq URL (options=-csearch_path=... works)."""
 
@@ -304,10 +338,12 @@ class PostgresDatabase:
     def __init__(self, url: str, *, max_size: int = 16) -> None:
         import psycopg_pool  # imported here so that SQLite-only users never load libpq
 
+        self._url = url
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max_size, open=True, kwargs={"autocommit": True}
         )
         self._pool.wait(timeout=10.0)
+        self._loop_pool: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Connection]:
@@ -317,6 +353,34 @@ class PostgresDatabase:
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._pool.connection() as conn:  # autocommit: no BEGIN and COMMIT round trips
             return _PgConnection(conn).execute(sql, params).fetchone()
+
+    async def fetch_one_async(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """See `Database.fetch_one_async`. On the loop, the round trip to the server is an
+        await: no worker thread to wake and no GIL to hand back and forth (16 clients
+        retrieving one entity: about 3,600 answers/s through the thread pool, 6,500/s so)."""
+        held = self._loop_pool
+        if held is None or held[0] is not asyncio.get_running_loop():
+            return await asyncio.to_thread(self.fetch_one, sql, params)
+        async with held[1].connection() as conn:
+            cursor = await conn.execute(_to_pyformat(sql), params, prepare=False)
+            return await cursor.fetchone()
+
+    @asynccontextmanager
+    async def loop_reads(self) -> AsyncIterator[None]:
+        """See `Database.loop_reads`: an async pool of up to `LOOP_POOL_SIZE` connections,
+        bound to the running loop (another loop's reads keep to the worker threads)."""
+        import psycopg_pool
+
+        pool = psycopg_pool.AsyncConnectionPool(
+            self._url, min_size=1, max_size=LOOP_POOL_SIZE, open=False,
+            kwargs={"autocommit": True})
+        await pool.open(wait=True, timeout=10.0)
+        self._loop_pool = (asyncio.get_running_loop(), pool)
+        try:
+            yield
+        finally:
+            self._loop_pool = None
+            await pool.close()
 
     @contextmanager
     def budget(self, conn: Connection, deadline: float) -> Iterator[None]:

@@ -82,6 +82,10 @@ class Store(Protocol):
 
     def get(self, tenant: str, entity_id: str) -> Entity | None: ...
 
+    async def get_async(self, tenant: str, entity_id: str) -> Entity | None:
+        """`get` for a coroutine on the event loop (`Database.fetch_one_async`)."""
+        ...
+
     def query(self, tenant: str, query: EntityQuery, *,
               deadline: float | None = None) -> QueryResult:
         """The entities `query` selects. With a `deadline` (a `time.perf_counter()` value) the

@@ -68,6 +68,7 @@ from cityhub.store.schema import PG_BOX, SQLITE_GEO_COPY, schema, sqlite_legacy_
 ChangeListener = Callable[[Connection, list[Change]], None]
 _SCHEMA_LOCK = 0x63_69_74_79_68_75_62  # "cityhub": the advisory lock that serialises DDL
 _IGNORED_IN_DIFF = ("createdAt", "modifiedAt", "instanceId")
+_GET_DOC = "SELECT doc FROM entities WHERE tenant = ? AND id = ?"
 _INDEX_INSERT = f"INSERT INTO attr_index (tenant, eid, {', '.join(_INDEX_COLUMNS)})"
 HISTORY_INSERT = ("INSERT INTO attr_history (tenant, entity_id, attr, dataset_id, observed_at, "
                   "recorded_at, num, deleted, instance)")
@@ -221,8 +222,11 @@ class SqlStore:
         return row is not None
 
     def get(self, tenant: str, entity_id: str) -> Entity | None:
-        row = self.db.fetch_one("SELECT doc FROM entities WHERE tenant = ? AND id = ?",
-                                (tenant, entity_id))
+        row = self.db.fetch_one(_GET_DOC, (tenant, entity_id))
+        return None if row is None else orjson.loads(row[0])
+
+    async def get_async(self, tenant: str, entity_id: str) -> Entity | None:
+        row = await self.db.fetch_one_async(_GET_DOC, (tenant, entity_id))
         return None if row is None else orjson.loads(row[0])
 
     def _source(self, conn: Connection, tenant: str, query: EntityQuery) -> _Source:

@@ -2,9 +2,10 @@
 
 Retrieval, query and partial attribute update are the hot paths: they declare no FastAPI
 dependencies (they read tenant, @context, Accept and query parameters from the request in one
-pass, documented with `openapi.parameters`). A retrieval reads the store inline on SQLite
-(`deps.point_read`); a query there runs inline until a small budget is spent and then in the
-thread pool (`deps.budgeted_read`: the client chooses its size); writes go to the thread pool.
+pass, documented with `openapi.parameters`). A retrieval reads the store from the event loop
+(`Store.get_async`: inline on SQLite, awaited on PostgreSQL); a query runs inline on SQLite
+until a small budget is spent and then in the thread pool (`deps.budgeted_read`: the client
+chooses its size); writes go to the thread pool.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from cityhub.api.deps import (
     ServiceDep,
     WriteTenant,
     budgeted_read,
-    point_read,
     read_tenant,
     service_of,
     store_of,
@@ -140,7 +140,7 @@ async def retrieve_entity(entityId: EntityId, request: Request) -> Response:
     ctx = await context_from_link(request)
     view = view_params(request, ctx.terms)
     media = negotiate(request.headers.get("accept"))
-    entity = await point_read(request, store_of(request).get, tenant, check_entity_id(entityId))
+    entity = await store_of(request).get_async(tenant, check_entity_id(entityId))
     if entity is None:
         raise ResourceNotFound(f"entity {entityId} does not exist", instance=entityId)
     if view.render.attrs is not None and not any(a in entity["attrs"] for a in view.render.attrs):

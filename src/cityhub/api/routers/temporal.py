@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from cityhub.api import openapi as api
 from cityhub.api.auth import guarded_temporal
-from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant, budgeted_read, point_read
+from cityhub.api.deps import ReadTenant, StoreDep, WriteTenant, budgeted_read
 from cityhub.api.ldio import (
     AcceptHeader,
     LdContext,
@@ -200,7 +200,7 @@ async def retrieve_temporal(
 
     # The entity first (the guarded store records the read), then its history, which may be
     # stopped on the event loop and read again (see `_query_entities`).
-    entity = await point_read(request, store.get, tenant, entity_id)
+    entity = await store.get_async(tenant, entity_id)
     if entity is None:
         raise ResourceNotFound(f"entity {entity_id} does not exist", instance=entity_id)
 
