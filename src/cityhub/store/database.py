@@ -319,7 +319,9 @@ class _PgConnection:
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
+        if len(rows) == 1:  # one round trip; psycopg pipelines many rows, with several syncs
+            self._conn.execute(_to_pyformat(sql), rows[0], prepare=False)
+        elif rows:
             with self._conn.cursor() as cursor:
                 cursor.executemany(_to_pyformat(sql), rows)
 
