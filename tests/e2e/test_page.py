@@ -53,6 +53,7 @@ def test_map_draws_the_generated_network_coloured_by_congestion(page: Any,
     roads = count(demo_hub, "RoadSegment")
     assert roads == 80  # the generated 4x4 grid: 48 inner and 32 border edges, one way each
     assert page.eval_on_selector("#map", "c => Number(c.dataset.roads)") == roads
+    assert page.locator(".waiting-note").count() == 0  # "no roads yet" went with the roads
     counts = page.evaluate(COLOURED_PIXELS)
     road_pixels = sum(n for key, n in counts.items()
                       if tuple(int(v) for v in key.split(",")) in ROAD_COLOURS)
@@ -134,6 +135,15 @@ def test_charts_have_data(page: Any, demo_hub: RunningHub) -> None:
     sizes = page.evaluate("""() => ['chart-congestion', 'chart-air', 'chart-energy'].map(id =>
         echarts.getInstanceByDom(document.getElementById(id)).getOption().series[0].data.length)""")
     assert sizes[0] >= 1  # the congestion history
+    # Its time axis spans the history, or the last half hour while the history is shorter,
+    # not days around a first point or two.
+    start, end, first, last = page.evaluate("""() => {
+        const chart = echarts.getInstanceByDom(document.getElementById('chart-congestion'));
+        const data = chart.getOption().series[0].data;
+        return [...chart.getModel().getComponent('xAxis', 0).axis.scale.getExtent(),
+                Date.parse(data[0][0]), Date.parse(data[data.length - 1][0])]; }""")
+    assert end == last
+    assert start == min(first, last - 30 * 60 * 1000)
     assert 1 <= sizes[1] <= DEVICES // 7 + 1  # air stations and meters among the devices
     assert 1 <= sizes[2] <= DEVICES // 7 + 1
     air = page.evaluate("""() => echarts.getInstanceByDom(document.getElementById('chart-air'))

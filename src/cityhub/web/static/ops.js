@@ -101,6 +101,7 @@
     return charts[id];
   }
 
+  const HISTORY_SPAN_MS = 30 * 60 * 1000;
   const base = { backgroundColor: "transparent", grid: { left: 40, right: 12, top: 12, bottom: 24 },
     tooltip: { trigger: "axis" }, animation: false };
 
@@ -110,7 +111,10 @@
   function renderCharts() {
     if (!window.echarts) return;
     if (shown("chart-congestion")) chart("chart-congestion").setOption(Object.assign({}, base, {
-      xAxis: { type: "time", axisLabel: { hideOverlap: true } }, yAxis: { type: "value", min: 0, max: 10 },
+      // At least the last HISTORY_SPAN_MS: a few first points would otherwise stretch over days.
+      xAxis: { type: "time", axisLabel: { hideOverlap: true }, max: "dataMax",
+        min: (range) => Math.min(range.min, range.max - HISTORY_SPAN_MS) },
+      yAxis: { type: "value", min: 0, max: 10 },
       visualMap: { show: false, pieces: [{ lte: 2, color: "#2ecc71" }, { gt: 2, lte: 4, color: "#a3d65c" },
         { gt: 4, lte: 6, color: "#f1c40f" }, { gt: 6, lte: 8, color: "#e67e22" }, { gt: 8, color: "#e74c3c" }] },
       series: [{ type: "line", showSymbol: state.history.length < 3, data: state.history, name: t("kpi.congestion") }] }), true);
@@ -183,6 +187,7 @@
     if (state.denied.length) {
       legend.append(el("span", `${t("denied")}: ${state.denied.map((k) => t("layer." + k)).join(", ")}`, "denied-note"));
     }
+    if (!layers.roads.size && !state.denied.includes("roads")) legend.append(el("span", t("map.waiting"), "waiting-note"));
     const signin = document.getElementById("signin");
     const who = state.reader;
     signin.textContent = localStorage.getItem(TOKEN_KEY) && who ? `${who.subject} · ${t("auth.signout")}` : t("auth.signin");
