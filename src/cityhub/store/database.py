@@ -311,16 +311,23 @@ def _to_pyformat(sql: str) -> str:
 
 
 class _PgConnection:
-    def __init__(self, conn: Any) -> None:
+    """A psycopg connection as the store's `Connection`. `prepare=None` lets psycopg prepare
+    a statement on the server once it has run five times on the connection (writes and point
+    reads: the same few key-lookup statements, each parsed and planned once instead of every
+    time); `False` never does (queries: their shapes vary, and a generic plan made for one
+    value may suit another poorly)."""
+
+    def __init__(self, conn: Any, *, prepare: bool | None = False) -> None:
         self._conn = conn
+        self._prepare = prepare
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        cursor: Cursor = self._conn.execute(_to_pyformat(sql), params, prepare=False)
+        cursor: Cursor = self._conn.execute(_to_pyformat(sql), params, prepare=self._prepare)
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if len(rows) == 1:  # one round trip; psycopg pipelines many rows, with several syncs
-            self._conn.execute(_to_pyformat(sql), rows[0], prepare=False)
+            self._conn.execute(_to_pyformat(sql), rows[0], prepare=self._prepare)
         elif rows:
             with self._conn.cursor() as cursor:
                 cursor.executemany(_to_pyformat(sql), rows)
@@ -350,11 +357,11 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Connection]:
         with self._pool.connection() as conn, conn.transaction():
-            yield _PgConnection(conn)
+            yield _PgConnection(conn, prepare=None if write else False)
 
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._pool.connection() as conn:  # autocommit: no BEGIN and COMMIT round trips
-            return _PgConnection(conn).execute(sql, params).fetchone()
+            return _PgConnection(conn, prepare=None).execute(sql, params).fetchone()
 
     async def fetch_one_async(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """See `Database.fetch_one_async`. On the loop, the round trip to the server is an
@@ -364,7 +371,7 @@ class PostgresDatabase:
         if held is None or held[0] is not asyncio.get_running_loop():
             return await asyncio.to_thread(self.fetch_one, sql, params)
         async with held[1].connection() as conn:
-            cursor = await conn.execute(_to_pyformat(sql), params, prepare=False)
+            cursor = await conn.execute(_to_pyformat(sql), params)  # prepared as `fetch_one`
             return await cursor.fetchone()
 
     @asynccontextmanager
