@@ -3,7 +3,8 @@
 SQL is written once with `?` placeholders; the PostgreSQL side rewrites them to `%s`.
 SQLite runs in WAL mode with one connection per thread and one writer at a time; PostgreSQL
 uses a connection pool, and each write transaction takes row locks, so several hub processes
-can share one database.
+can share one database. Point reads from the hub's event loop (`fetch_one_async`) are answered
+inline on SQLite and over a second, async pool on PostgreSQL (`loop_reads`).
 
 Several hub processes on one SQLite file (`cityhub serve --workers N`) take turns to write
 through an exclusive `flock` on a sidecar file (`<file>-writer.lock`) before BEGIN IMMEDIATE:
