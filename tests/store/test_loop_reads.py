@@ -60,3 +60,29 @@ async def test_a_point_read_off_the_pools_loop_still_answers(
         assert elsewhere == expected
     # Once the pool has closed, reads go on (PostgreSQL: in a worker thread).
     assert await store.get_async(TENANT, "urn:ngsi-ld:Vehicle:1") == expected
+
+
+async def test_a_point_read_survives_a_lost_connection(pg_url: str) -> None:
+    """A PostgreSQL restart or a killed backend leaves dead connections in the pools: the
+    next retrieval on each reads again on a new connection instead of failing."""
+    import psycopg
+
+    from tests.conftest import PG_BASE
+
+    name = "cityhub-lost-connection"
+    store = SqlStore.open(f"{pg_url}&application_name={name}")
+    try:
+        EntityService(store).create(TENANT, vehicle(1))
+        async with store.db.loop_reads():
+            expected = store.get(TENANT, "urn:ngsi-ld:Vehicle:1")
+            assert await store.get_async(TENANT, "urn:ngsi-ld:Vehicle:1") == expected
+            with psycopg.connect(PG_BASE, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = %s", (name,)).fetchone()
+            assert killed is not None
+            assert killed[0] >= 2  # both pools' connections
+            assert await store.get_async(TENANT, "urn:ngsi-ld:Vehicle:1") == expected
+            assert store.get(TENANT, "urn:ngsi-ld:Vehicle:1") == expected
+    finally:
+        store.close()

@@ -334,6 +334,15 @@ class _PgConnection:
                 cursor.executemany(_to_pyformat(sql), rows)
 
 
+def _lost(error: Exception, conn: Any) -> bool:
+    """Whether a point read failed because its pooled connection was lost (PostgreSQL
+    restarted, its backend was killed): the pool drops such a connection when it comes back,
+    and a read may simply be made again on another one."""
+    import psycopg
+
+    return isinstance(error, psycopg.OperationalError) and bool(conn.broken)
+
+
 LOOP_POOL_SIZE = 4
 """Connections of the event loop's own pool (`PostgresDatabase.loop_reads`): a point read
 holds one for a round trip, so a few serve many clients (16 clients: 6,400-6,900 answers/s
@@ -349,6 +358,7 @@ class PostgresDatabase:
         import psycopg_pool  # imported here so that SQLite-only users never load libpq
 
         self._url = url
+        self._max_size = max_size
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max_size, open=True, kwargs={"autocommit": True}
         )
@@ -361,19 +371,34 @@ class PostgresDatabase:
             yield _PgConnection(conn, prepare=None if write else False)
 
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._pool.connection() as conn:  # autocommit: no BEGIN and COMMIT round trips
-            return _PgConnection(conn, prepare=None).execute(sql, params).fetchone()
+        """See `Database.fetch_one`: in autocommit (no BEGIN and COMMIT round trips), and
+        read again on another connection while the pool hands out lost ones (`_lost`)."""
+        for attempt in range(self._max_size + 1):
+            with self._pool.connection() as conn:
+                try:
+                    return _PgConnection(conn, prepare=None).execute(sql, params).fetchone()
+                except Exception as error:
+                    if not _lost(error, conn) or attempt == self._max_size:
+                        raise
+        raise AssertionError("unreachable")
 
     async def fetch_one_async(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """See `Database.fetch_one_async`. On the loop, the round trip to the server is an
         await: no worker thread to wake and no GIL to hand back and forth (16 clients
-        retrieving one entity: about 3,600 answers/s through the thread pool, 6,500/s so)."""
+        retrieving one entity: about 3,600 answers/s through the thread pool, 6,500/s so).
+        Lost connections are read past as in `fetch_one`."""
         held = self._loop_pool
         if held is None or held[0] is not asyncio.get_running_loop():
             return await asyncio.to_thread(self.fetch_one, sql, params)
-        async with held[1].connection() as conn:
-            cursor = await conn.execute(_to_pyformat(sql), params)  # prepared as `fetch_one`
-            return await cursor.fetchone()
+        for attempt in range(LOOP_POOL_SIZE + 1):
+            async with held[1].connection() as conn:
+                try:
+                    cursor = await conn.execute(_to_pyformat(sql), params)  # prepared
+                    return await cursor.fetchone()
+                except Exception as error:
+                    if not _lost(error, conn) or attempt == LOOP_POOL_SIZE:
+                        raise
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def loop_reads(self) -> AsyncIterator[None]:
