@@ -1,7 +1,8 @@
 """A retrieval reads the store from the API's event loop (`Store.get_async`): on SQLite inline,
 on PostgreSQL over the async pool that `Database.loop_reads` opens on that loop. Either way
 it answers exactly as `get`; inside `loop_reads` it takes no worker thread, and a read from
-any other loop (or after the pool has closed) still answers, through a worker thread."""
+any other loop (or after the pool has closed) still answers, through a worker thread. On
+PostgreSQL a read that meets a connection lost to a restart reads again on another."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import psycopg
+
 from cityhub.store.service import EntityService
 from cityhub.store.sql import SqlStore
+from tests.conftest import PG_BASE
 from tests.store.helpers import vehicle
 
 TENANT = "city"
@@ -65,10 +69,6 @@ async def test_a_point_read_off_the_pools_loop_still_answers(
 async def test_a_point_read_survives_a_lost_connection(pg_url: str) -> None:
     """A PostgreSQL restart or a killed backend leaves dead connections in the pools: the
     next retrieval on each reads again on a new connection instead of failing."""
-    import psycopg
-
-    from tests.conftest import PG_BASE
-
     name = "cityhub-lost-connection"
     store = SqlStore.open(f"{pg_url}&application_name={name}")
     try:
