@@ -373,14 +373,15 @@ class PostgresDatabase:
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """See `Database.fetch_one`: in autocommit (no BEGIN and COMMIT round trips), and
         read again on another connection while the pool hands out lost ones (`_lost`)."""
-        for attempt in range(self._max_size + 1):
+        tries = self._max_size + 1  # the pool may hold that many lost connections
+        while True:
+            tries -= 1
             with self._pool.connection() as conn:
                 try:
                     return _PgConnection(conn, prepare=None).execute(sql, params).fetchone()
                 except Exception as error:
-                    if not _lost(error, conn) or attempt == self._max_size:
+                    if not (tries and _lost(error, conn)):
                         raise
-        raise AssertionError("unreachable")
 
     async def fetch_one_async(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """See `Database.fetch_one_async`. On the loop, the round trip to the server is an
@@ -390,15 +391,16 @@ class PostgresDatabase:
         held = self._loop_pool
         if held is None or held[0] is not asyncio.get_running_loop():
             return await asyncio.to_thread(self.fetch_one, sql, params)
-        for attempt in range(LOOP_POOL_SIZE + 1):
+        tries = LOOP_POOL_SIZE + 1
+        while True:
+            tries -= 1
             async with held[1].connection() as conn:
                 try:
                     cursor = await conn.execute(_to_pyformat(sql), params)  # prepared
                     return await cursor.fetchone()
                 except Exception as error:
-                    if not _lost(error, conn) or attempt == LOOP_POOL_SIZE:
+                    if not (tries and _lost(error, conn)):
                         raise
-        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def loop_reads(self) -> AsyncIterator[None]:
